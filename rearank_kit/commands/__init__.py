@@ -1,0 +1,1 @@
+"""Subcommands of ``rearank-kit``; see ``rearank_kit/cli.py`` for the contract each module follows."""

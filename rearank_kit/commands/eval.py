@@ -1,0 +1,47 @@
+"""Evaluate a run (or the benchmark's first-stage candidates) against its judgments.
+
+    rearank-kit eval --data dl19
+    rearank-kit eval --data dl19 --run runs/dl19/run.trec --measures nDCG@10,RR@10,R@100 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "evaluate a TREC run against a benchmark's qrels (default: the first-stage candidates)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="benchmark name (looked up in $REARANK_KIT_DATA, then data/) or folder")
+    p.add_argument("--run", help="TREC run file to evaluate (default: the benchmark's candidates.trec)")
+    p.add_argument("--measures", default="nDCG@10", help="comma-separated ir-measures names (default: nDCG@10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--per-query", action="store_true", help="also show (or include in --json) per-query scores")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rearank_kit.data import read_qrels, read_run, resolve_benchmark
+    from rearank_kit.metrics import evaluate
+
+    folder = resolve_benchmark(args.data)
+    qrels = read_qrels(folder / "qrels.txt")
+    run_path = args.run or folder / "candidates.trec"
+    # Scores in a run file decide the order, as in trec_eval; rank-only files are scored by rank.
+    run = {q: {c.docid: c.score for c in cands} for q, cands in read_run(run_path).items()}
+    result = evaluate(run, qrels, args.measures)
+    if args.json:
+        out = result.to_json()
+        if not args.per_query:
+            out.pop("per_query")
+        out.update({"data": str(folder), "run": str(run_path)})
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{folder.name}: {run_path} ({result.num_queries} queries)")
+    if args.per_query:
+        print(result.per_query.round(4).to_string())
+        print()
+    width = max(len(m) for m in result.mean)
+    for m, v in result.mean.items():
+        print(f"  {m:<{width}}  {v:.4f}")
+    return 0

@@ -1,0 +1,17 @@
+"""The kit's one exception type: errors a user can fix, printed without a traceback by the CLI."""
+
+
+class KitError(Exception):
+    """Bad input, missing data or a missing optional dependency.
+
+    The message names the file, line or field at fault and, where it helps, what to do instead.
+    The CLI prints it on stderr and exits with status 2 (a traceback only with ``--debug``).
+    """
+
+
+class DataError(KitError, ValueError):
+    """A malformed input file; the message carries ``path:line``."""
+
+
+class MissingDependency(KitError, ImportError):
+    """An optional extra (vllm, pyserini...) is not installed."""

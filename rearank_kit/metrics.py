@@ -1,0 +1,155 @@
+"""Evaluation: nDCG written out for teaching, ir-measures for everything else.
+
+``ndcg_at_k`` is the metric REARANK optimises and reports, in the semantics of trec_eval:
+linear gain (the grade itself), log2 discount, and an ideal ranking built from *all* judged
+documents of the query, not only the retrieved ones. ``evaluate`` computes any ir-measures
+measure per query and returns a table; ``experiment`` compares several runs in one call, like
+pyterrier's ``pt.Experiment``, with a paired t-test against a baseline.
+
+    rearank-kit eval --data dl19                    # BM25 nDCG@10 = 0.5058
+    rearank-kit eval --data dl19 --run runs/x/run.trec --measures nDCG@10,RR@10,R@100
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rearank_kit.data import Qrels, Run
+
+DEFAULT_MEASURES = ("nDCG@10",)
+
+
+# --- nDCG for teaching --------------------------------------------------------------------------
+
+
+def dcg(gains: Sequence[float], k: int = 10) -> float:
+    """Discounted cumulative gain of the first ``k`` gains: sum of g_i / log2(i + 1), i from 1."""
+    return sum(g / math.log2(i + 2) for i, g in enumerate(gains[:k]) if g > 0)
+
+
+def ideal_dcg(judged_grades: Sequence[float], k: int = 10) -> float:
+    """The best DCG@k any ranking can reach: all judged grades, highest first."""
+    return dcg(sorted(judged_grades, reverse=True), k)
+
+
+def ndcg_at_k(ranked_docids: Sequence[str], judgments: Mapping[str, int], k: int = 10) -> float:
+    """nDCG@k of one ranking; unjudged documents count as grade 0; 0.0 when nothing is relevant."""
+    ideal = ideal_dcg(list(judgments.values()), k)
+    if ideal == 0:
+        return 0.0
+    return dcg([max(judgments.get(d, 0), 0) for d in ranked_docids], k) / ideal
+
+
+def ranked(run_for_query: Mapping[str, float]) -> list[str]:
+    """Documents by score, high first; ties broken by docid descending, as trec_eval does."""
+    return [d for d, _ in sorted(run_for_query.items(), key=lambda x: (x[1], x[0]), reverse=True)]
+
+
+def mean_ndcg(run: Run, qrels: Qrels, k: int = 10) -> float:
+    """Mean nDCG@k over the queries that have both a ranking and judgments (trec_eval's default)."""
+    scores = [ndcg_at_k(ranked(run[q]), qrels[q], k) for q in run if q in qrels]
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+# --- ir-measures tables -------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    """Per-query scores (``per_query``: DataFrame, qid x measure) and their means."""
+
+    per_query: object  # pandas.DataFrame, typed loosely so that importing this module stays light
+
+    @property
+    def mean(self) -> dict[str, float]:
+        return {m: float(self.per_query[m].mean()) for m in self.per_query.columns}
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.per_query)
+
+    def to_json(self) -> dict:
+        return {
+            "measures": self.mean,
+            "num_queries": self.num_queries,
+            "per_query": {m: {q: float(v) for q, v in self.per_query[m].items()} for m in self.per_query.columns},
+        }
+
+
+def _parse_measures(measures):
+    import ir_measures
+
+    from rearank_kit.errors import KitError
+
+    if isinstance(measures, str):
+        measures = [m for m in measures.split(",") if m.strip()]
+    parsed = []
+    for m in measures:
+        try:
+            parsed.append(ir_measures.parse_measure(m.strip()) if isinstance(m, str) else m)
+        except Exception as exc:
+            raise KitError(f"unknown measure {m!r} ({exc}); examples: nDCG@10, RR@10, R@100, P@5, AP") from None
+    return parsed
+
+
+def evaluate(run: Run, qrels: Qrels, measures: Sequence[str] | str = DEFAULT_MEASURES) -> Evaluation:
+    """Score ``run`` against ``qrels`` per query with ir-measures.
+
+    Queries are those with both a ranking and judgments (trec_eval's default); binary measures
+    (RR, R, P, AP) count grade >= 1 as relevant unless the measure says otherwise
+    (e.g. ``RR(rel=2)@10``, the TREC DL convention for graded judgments).
+    """
+    import ir_measures
+    import pandas as pd
+
+    parsed = _parse_measures(measures)
+    judged_run = {q: docs for q, docs in run.items() if q in qrels and docs}
+    rows: dict[str, dict[str, float]] = {q: {} for q in judged_run}
+    for metric in ir_measures.iter_calc(parsed, qrels, judged_run):
+        rows[metric.query_id][str(metric.measure)] = float(metric.value)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=[str(m) for m in parsed]).fillna(0.0)
+    table.index.name = "qid"
+    return Evaluation(table.sort_index())
+
+
+def paired_ttest(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[float, float]:
+    """Two-sided paired t-test over the queries both runs scored: (t statistic, p-value)."""
+    from scipy import stats
+
+    common = sorted(set(a) & set(b))
+    if len(common) < 2:
+        return float("nan"), float("nan")
+    diffs = [a[q] - b[q] for q in common]
+    if all(d == diffs[0] for d in diffs):  # no variance: identical (or uniformly shifted) systems
+        return (0.0, 1.0) if diffs[0] == 0 else (math.copysign(math.inf, diffs[0]), 0.0)
+    t, p = stats.ttest_rel([a[q] for q in common], [b[q] for q in common])
+    return float(t), float(p)
+
+
+def experiment(
+    runs: Mapping[str, Run],
+    qrels: Qrels,
+    measures: Sequence[str] | str = DEFAULT_MEASURES,
+    baseline: str | None = None,
+):
+    """One row per system, one column per measure (means), plus ``<measure> p`` columns with the
+    paired t-test p-value against ``baseline`` (the first system by default).
+
+    Returns ``(table, per_query)`` where ``per_query[name]`` is that system's Evaluation.
+    """
+    import pandas as pd
+
+    per_query = {name: evaluate(run, qrels, measures) for name, run in runs.items()}
+    names = list(runs)
+    baseline = baseline or names[0]
+    rows = []
+    for name in names:
+        row = {"system": name, **per_query[name].mean}
+        for m in per_query[name].per_query.columns:
+            if name != baseline:
+                _, p = paired_ttest(per_query[name].per_query[m].to_dict(), per_query[baseline].per_query[m].to_dict())
+                row[f"{m} p"] = p
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("system"), per_query
