@@ -1,0 +1,141 @@
+"""Prompt templates as data: one TOML file per prompt in ``rearank_kit/templates``.
+
+A template describes a listwise ranking conversation: an optional system message, an optional
+intro exchange, the passages (one user/assistant exchange each, RankGPT style, or inline in the
+final message), the final instruction, and an optional prefill that starts the assistant's reply.
+The same template objects render prompts for augmentation, training and evaluation, and every
+output records ``template.name`` and ``template.hash``, so that a number can never silently come
+from the wrong prompt.
+
+Placeholders: ``{query}``, ``{num}`` (passages in the window), ``{passages}`` (inline style),
+``{index}`` (1-based) and ``{text}`` (passage text, whitespace collapsed and cut to
+``max_passage_chars``). Any other braces are literal text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rearank_kit.errors import KitError
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+_PLACEHOLDER = re.compile(r"\{(query|num|passages|index|text)\}")
+_FIELDS = {
+    "name", "version", "description", "reasoning", "max_passage_chars", "passage_style", "system",
+    "intro_user", "intro_assistant", "passage", "passage_ack", "final_user", "prefill",
+}  # fmt: skip
+_REQUIRED = {"name", "version", "passage", "final_user", "max_passage_chars", "passage_style"}
+
+
+def _fill(template: str, /, **values) -> str:
+    """Substitute the known placeholders only, so that literal braces in a prompt stay as written."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+
+
+def clean_passage(text: str, max_chars: int) -> str:
+    """Collapse whitespace and keep the first ``max_chars`` characters (REARANK: 400)."""
+    return " ".join(text.split())[:max_chars]
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    version: str
+    passage: str
+    final_user: str
+    max_passage_chars: int
+    passage_style: str  # "turns": one user/assistant exchange per passage; "inline": in final_user
+    description: str = ""
+    reasoning: bool = False  # does the prompt ask for <think> before <answer>?
+    system: str = ""
+    intro_user: str = ""
+    intro_assistant: str = ""
+    passage_ack: str = ""
+    prefill: str = ""  # text the assistant's reply starts with (the model continues it)
+
+    @property
+    def hash(self) -> str:
+        """sha256 (12 hex digits) of the template's fields: changes whenever the prompt does."""
+        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}#{self.hash}"
+
+    def messages(self, query: str, passages: list[str]) -> list[dict[str, str]]:
+        """The chat, as a list of ``{"role", "content"}``, without the prefill."""
+        num = len(passages)
+        texts = [clean_passage(p, self.max_passage_chars) for p in passages]
+        chat: list[dict[str, str]] = []
+        if self.system:
+            chat.append({"role": "system", "content": _fill(self.system, query=query, num=num)})
+        if self.intro_user:
+            chat.append({"role": "user", "content": _fill(self.intro_user, query=query, num=num)})
+            if self.intro_assistant:
+                chat.append({"role": "assistant", "content": _fill(self.intro_assistant, query=query, num=num)})
+        lines = [_fill(self.passage, index=i + 1, text=t) for i, t in enumerate(texts)]
+        if self.passage_style == "turns":
+            for i, line in enumerate(lines):
+                chat.append({"role": "user", "content": line})
+                chat.append({"role": "assistant", "content": _fill(self.passage_ack, index=i + 1)})
+        final = _fill(self.final_user, query=query, num=num, passages="\n".join(lines))
+        chat.append({"role": "user", "content": final})
+        return chat
+
+    def render(self, tokenizer, query: str, passages: list[str]) -> str:
+        """The prompt string a model sees: the tokenizer's chat template, then the prefill."""
+        text = tokenizer.apply_chat_template(
+            self.messages(query, passages), tokenize=False, add_generation_prompt=True
+        )
+        return text + self.prefill
+
+
+def _validate(raw: dict, source: str) -> PromptTemplate:
+    unknown = set(raw) - _FIELDS
+    if unknown:
+        raise KitError(f"{source}: unknown template field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FIELDS))}")
+    missing = _REQUIRED - set(raw)
+    if missing:
+        raise KitError(f"{source}: missing template field(s) {', '.join(sorted(missing))}")
+    if raw["passage_style"] not in ("turns", "inline"):
+        raise KitError(f"{source}: passage_style must be 'turns' or 'inline', got {raw['passage_style']!r}")
+    if raw["passage_style"] == "inline" and "{passages}" not in raw["final_user"]:
+        raise KitError(f"{source}: an inline template needs '{{passages}}' in final_user")
+    if "{text}" not in raw["passage"]:
+        raise KitError(f"{source}: field 'passage' needs a '{{text}}' placeholder")
+    if not isinstance(raw["max_passage_chars"], int) or raw["max_passage_chars"] <= 0:
+        raise KitError(f"{source}: max_passage_chars must be a positive integer")
+    for key in _FIELDS - {"name", "version", "reasoning", "max_passage_chars", "passage_style"}:
+        if key in raw and not isinstance(raw[key], str):
+            raise KitError(f"{source}: field {key!r} must be a string")
+    return PromptTemplate(**{**raw, "version": str(raw["version"])})
+
+
+def available_templates() -> list[str]:
+    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.toml"))
+
+
+def load_template(name_or_path: str | os.PathLike | PromptTemplate) -> PromptTemplate:
+    """A bundled template by name (``rearank``, ``rankgpt``, ``compact``) or a TOML file path."""
+    if isinstance(name_or_path, PromptTemplate):
+        return name_or_path
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = TEMPLATE_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise KitError(f"unknown template {str(name_or_path)!r}; bundled: {', '.join(available_templates())}, or give a .toml path")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise KitError(f"{path}: invalid TOML ({exc})") from None
+    template = _validate(raw, str(path))
+    if path.parent == TEMPLATE_DIR and template.name != path.stem:
+        raise KitError(f"{path}: name {template.name!r} does not match the file name")
+    return template
