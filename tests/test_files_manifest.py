@@ -76,3 +76,10 @@ def test_notebook_smoke_switch_and_run_folder(tmp_path, monkeypatch):
     folder = notebook.run_folder("nb01")
     assert folder == tmp_path / "nb01" and folder.is_dir()
     assert os.fspath(folder).startswith(os.fspath(tmp_path))
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    target = atomic_write_text(tmp_path / "x.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,77 @@
+"""Build REARANK's training sets: many random passage sets per annotated query, scored and filtered.
+
+For every judged query, draw --samples-per-query sets of --window passages from its first-stage
+top-100, score each set's initial and best nDCG@10, and drop sets with no relevant passage or
+with nDCG@10 below --min-ndcg. Queries are split into train/test by query. See
+rearank_kit/augment.py for the algorithm and how it departs from the paper.
+
+    rearank-kit augment --data dl21 --samples-per-query 50 --window 20 --seed 0 --out runs/aug-dl21
+    rearank-kit augment --data sample --window 5 --template compact --out runs/aug-sample
+
+Writes OUT/dataset/ (datasets.DatasetDict: train, test), OUT/sets.jsonl, OUT/summary.json and
+OUT/manifest.json, all at once at the end (an interrupted run leaves nothing behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "draw REARANK's augmented training sets (random passage sets per judged query)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="benchmark name (looked up in $REARANK_KIT_DATA, then data/) or folder")
+    p.add_argument("--out", required=True, help="output folder (must be empty or absent unless --overwrite)")
+    p.add_argument("--samples-per-query", type=int, default=50, help="sets drawn per query (default: 50)")
+    p.add_argument("--window", type=int, default=20,
+                   help="passages per set (default: 20, the paper; 5 for the CPU preset)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0); same seed, same sets")
+    p.add_argument("--filter", choices=("initial", "best"), default="initial",
+                   help="apply --min-ndcg to the set's initial or best possible nDCG@10 (default: initial)")
+    p.add_argument("--min-ndcg", type=float, default=0.1, help="drop sets below this nDCG@10 (default: 0.1)")
+    p.add_argument("--order", choices=("bm25", "random"), default="bm25",
+                   help="initial order of a set's passages (default: bm25)")
+    p.add_argument("--template", default="rearank", help="prompt template name or .toml path (default: rearank)")
+    p.add_argument("--test-fraction", type=float, default=0.1,
+                   help="fraction of queries held out as the test split (default: 0.1)")
+    p.add_argument("--pool", type=int, default=100, help="draw from the first-stage top-N candidates (default: 100)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--json", action="store_true", help="print the whole summary as JSON")
+
+
+def _print_summary(s: dict, out) -> None:
+    print(f"{s['data']}: {s['sets_kept']} sets kept of {s['sets_drawn']} drawn from {s['queries_used']} "
+          f"of {s['queries']} queries -> {out}")
+    skipped = s["queries_skipped"]
+    print(f"  queries skipped: {skipped['no_judgments']} without judgments, "
+          f"{skipped['too_few_candidates']} with fewer candidates than the window")
+    d = s["sets_dropped"]
+    print(f"  sets dropped: {d['no_relevant']} with no relevant passage, {d['below_min_ndcg']} with {s['filter']} "
+          f"nDCG@10 < {s['min_ndcg']}, {d['duplicate']} duplicate draws")
+    if s["queries_without_kept_sets"]:
+        print(f"  queries with no set kept: {len(s['queries_without_kept_sets'])}")
+    for split, c in s["splits"].items():
+        print(f"  {split}: {c['queries']} queries, {c['sets']} sets")
+    for key, label in (("init_ndcg", "initial"), ("best_ndcg", "best   ")):
+        q = s[key]["quantiles"]
+        print(f"  {label} nDCG@10: mean {s[key]['mean']:.3f}  min {q['0']:.3f}  median {q['0.5']:.3f}  "
+              f"max {q['1']:.3f}")
+    print(f"  sets already in their best order: {s['sets_already_best']}; template {s['template']}#{s['template_hash']}, "
+          f"seed {s['seed']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rearank_kit.augment import AugmentConfig, run_augment
+
+    config = AugmentConfig(
+        samples_per_query=args.samples_per_query, window=args.window, seed=args.seed, filter=args.filter,
+        min_ndcg=args.min_ndcg, order=args.order, template=args.template, test_fraction=args.test_fraction,
+        pool=args.pool,
+    )
+    result = run_augment(args.data, args.out, config, overwrite=args.overwrite, progress=True)
+    if args.json:
+        print(json.dumps(result.summary, indent=2))
+    else:
+        _print_summary(result.summary, args.out)
+    return 0
