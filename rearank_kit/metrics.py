@@ -122,8 +122,12 @@ def paired_ttest(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[float,
     if len(common) < 2:
         return float("nan"), float("nan")
     diffs = [a[q] - b[q] for q in common]
-    if all(d == diffs[0] for d in diffs):  # no variance: identical (or uniformly shifted) systems
-        return (0.0, 1.0) if diffs[0] == 0 else (math.copysign(math.inf, diffs[0]), 0.0)
+    # No variance: identical (or uniformly shifted) systems. Compared with a tolerance, because
+    # 0.6 - 0.5 and 0.8 - 0.7 differ in the last bit and scipy would report t ~ 1e15.
+    if all(math.isclose(d, diffs[0], rel_tol=1e-9, abs_tol=1e-12) for d in diffs):
+        if math.isclose(diffs[0], 0.0, abs_tol=1e-12):
+            return 0.0, 1.0
+        return math.copysign(math.inf, diffs[0]), 0.0
     t, p = stats.ttest_rel([a[q] for q in common], [b[q] for q in common])
     return float(t), float(p)
 
