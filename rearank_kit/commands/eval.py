@@ -13,7 +13,7 @@ HELP = "evaluate a TREC run against a benchmark's qrels (default: the first-stag
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="benchmark name (looked up in $REARANK_KIT_DATA, then data/) or folder")
+    p.add_argument("--data", required=True, help="benchmark folder, or a name looked up in $REARANK_KIT_DATA then data/, or with a network an ir_datasets id / bright/<task>")
     p.add_argument("--run", help="TREC run file to evaluate (default: the benchmark's candidates.trec)")
     p.add_argument("--measures", default="nDCG@10", help="comma-separated ir-measures names (default: nDCG@10)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -21,10 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.data import read_qrels, read_run, resolve_benchmark
+    from rearank_kit.data import read_qrels, read_run
     from rearank_kit.metrics import evaluate
+    from rearank_kit.remote import resolve_any
 
-    folder = resolve_benchmark(args.data)
+    folder = resolve_any(args.data)  # a folder, a local name, or (with a network) an ir_datasets id
     qrels = read_qrels(folder / "qrels.txt")
     run_path = args.run or folder / "candidates.trec"
     # The rank column decides the order. First-stage BM25 scores tie often, and trec_eval would
