@@ -31,8 +31,10 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/rearank-kit demo
 
+# One pytest run: the unit/integration tests and every notebook, executed top to bottom in smoke
+# mode (REARANK_KIT_SMOKE=1: bundled model, 2-3 queries, 1-2 training steps).
 test: setup
-	$(PY) -m pytest -q
+	REARANK_KIT_SMOKE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=900 tests notebooks
 
 lint: setup
 	$(VENV)/bin/ruff check rearank_kit tests benchmarks
