@@ -1,0 +1,64 @@
+"""Generation backends: ``hf`` (transformers), ``vllm`` (offline engine) and ``openai`` (any
+OpenAI-compatible chat server). All share ``generate(conversations, config, prefill)``.
+
+    from rearank_kit.backends import load_backend, GenerationConfig
+    with load_backend("hf", model="smollm2-135m") as backend:
+        outs = backend.generate(conversations, GenerationConfig(max_new_tokens=64), prefill="<answer>[")
+
+Importing this package is cheap: each backend imports torch, vllm or openai when it is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rearank_kit.backends.base import (
+    Backend,
+    Conversation,
+    Generation,
+    GenerationConfig,
+    Message,
+    cut_at_stop,
+    render_chat,
+    validate_conversations,
+)
+from rearank_kit.errors import KitError
+
+BACKENDS = ("hf", "vllm", "openai")
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Conversation",
+    "Generation",
+    "GenerationConfig",
+    "Message",
+    "cut_at_stop",
+    "load_backend",
+    "render_chat",
+    "validate_conversations",
+]
+
+
+def load_backend(name: str, model: str = "smollm2-135m", **kwargs: Any) -> Backend:
+    """Create a backend by name; ``kwargs`` go to its constructor.
+
+    - ``hf``: device ("cpu", "cuda", "auto"), dtype, attn_implementation
+    - ``vllm``: dtype, seed, enforce_eager, max_model_len, gpu_memory_utilization,
+      tensor_parallel_size and any other ``vllm.LLM`` argument
+    - ``openai``: base_url, api_key, max_concurrency, max_retries, timeout, prefill_mode, tokenizer
+    """
+    key = name.strip().lower()
+    if key in ("hf", "transformers"):
+        from rearank_kit.backends.hf import HFBackend
+
+        return HFBackend(model, **kwargs)
+    if key == "vllm":
+        from rearank_kit.backends.vllm import VLLMBackend
+
+        return VLLMBackend(model, **kwargs)
+    if key == "openai":
+        from rearank_kit.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(model, **kwargs)
+    raise KitError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,255 @@
+"""The openai backend: any OpenAI-compatible server (vLLM ``vllm serve``, ``transformers serve``,
+SGLang, a hosted API), through the synchronous ``openai`` client.
+
+Requests run concurrently in a thread pool (``max_concurrency``); no event loop is created, so the
+backend is safe inside Jupyter. Connection errors, timeouts, 429 and 5xx answers are retried with
+exponential backoff (``max_retries``); other errors fail at once with a KitError.
+
+Prefill (text the assistant reply must start with) depends on what the server can do:
+
+- ``"continue"``: the prefill is sent as a final assistant message with
+  ``continue_final_message=True, add_generation_prompt=False`` (vLLM's extension). The model
+  continues the prefill exactly as the hf and vllm backends do.
+- ``"completions"``: the prompt is rendered here with a local copy of the model's tokenizer
+  (``tokenizer=``, a preset, folder or hub id) and sent to the legacy ``/v1/completions``
+  endpoint, which ``transformers serve`` and vLLM both offer. Same prompt text as the hf backend;
+  the server tokenizes it (with its default special-token handling: fine for SmolLM2 and Qwen,
+  whose tokenizers add no BOS).
+- ``"append"``: the conversation is sent without the prefill and the prefill is put in front of
+  the returned text. CAVEAT: the model never saw the prefill, so its reply may repeat it or not
+  follow it; parsing is then less reliable. ``transformers serve`` 5.17 rejects the
+  ``continue_final_message`` fields (HTTP 422) and always adds the generation prompt, so without
+  a tokenizer this is the only way it can take a prefill.
+- ``"auto"`` (default): ``completions`` when a tokenizer is given, else ``continue``; if the server
+  rejects the extension (HTTP 400/422) the backend warns once and falls back to ``append``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from rearank_kit._optional import require
+from rearank_kit.backends.base import (
+    Backend,
+    Conversation,
+    Generation,
+    GenerationConfig,
+    cut_at_stop,
+    render_chat,
+    validate_conversations,
+)
+from rearank_kit.errors import KitError
+
+PREFILL_MODES = ("auto", "continue", "completions", "append")
+CONTINUE_EXTRA = {"continue_final_message": True, "add_generation_prompt": False}
+
+
+class OpenAIBackend(Backend):
+    """Chat completions from an OpenAI-compatible server.
+
+    ``model`` is the model name the server knows (for ``transformers serve`` and ``vllm serve``:
+    the path or id it was started with). ``api_key`` defaults to ``$OPENAI_API_KEY``, or a dummy
+    key for a server given by ``base_url``. ``timeout`` is per request, in seconds.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_concurrency: int = 8,
+        max_retries: int = 4,
+        timeout: float = 600.0,
+        backoff: float = 1.0,
+        prefill_mode: str = "auto",
+        tokenizer: Any = None,
+    ) -> None:
+        super().__init__(str(model))
+        openai = require("openai")
+        if prefill_mode not in PREFILL_MODES:
+            raise KitError(f"prefill_mode must be one of {', '.join(PREFILL_MODES)}, got {prefill_mode!r}")
+        if max_concurrency < 1 or max_retries < 0:
+            raise KitError("max_concurrency must be >= 1 and max_retries >= 0")
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            if base_url is None:
+                raise KitError("the openai backend needs an API key: pass api_key= or set OPENAI_API_KEY")
+            api_key = "EMPTY"  # local servers do not check it, the client insists on one
+        self.base_url = base_url or "https://api.openai.com/v1"
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.tokenizer = _load_tokenizer(tokenizer) if isinstance(tokenizer, str | os.PathLike) else tokenizer
+        if prefill_mode == "completions" and self.tokenizer is None:
+            raise KitError("prefill_mode='completions' needs tokenizer= (the model's preset, folder or hub id)")
+        if prefill_mode == "auto" and self.tokenizer is not None:
+            prefill_mode = "completions"
+        self.prefill_mode = prefill_mode
+        self._lock = threading.Lock()
+        self._warned = False
+        self._errors = openai
+        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+
+    def count_tokens(self, conversation: Conversation, prefill: str | None = None) -> int:
+        if self.tokenizer is None:
+            raise NotImplementedError("the openai backend counts tokens only when given tokenizer=")
+        return len(
+            self.tokenizer(render_chat(self.tokenizer, conversation, prefill), add_special_tokens=False)["input_ids"]
+        )
+
+    # ----- requests -----
+
+    def _sampling(self, config: GenerationConfig, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(standard arguments, extra_body) for one request."""
+        args: dict[str, Any] = {"max_tokens": config.max_new_tokens, "temperature": config.temperature}
+        if not config.greedy:
+            args["top_p"] = config.top_p
+            args["seed"] = config.seed + index
+        if config.stop:
+            args["stop"] = list(config.stop)
+        extra: dict[str, Any] = {}
+        if not config.greedy and config.top_k_or_none:
+            extra["top_k"] = config.top_k_or_none  # not OpenAI's API; vLLM and SGLang accept it
+        return args, extra
+
+    def _call(self, fn: Any, **kwargs: Any) -> Any:
+        """One request with retries on connection errors, timeouts, 429 and 5xx."""
+        e = self._errors
+        retryable = (e.APIConnectionError, e.APITimeoutError, e.RateLimitError, e.InternalServerError)
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn(**kwargs)
+            except e.APIStatusError as exc:
+                if not isinstance(exc, retryable) and exc.status_code < 500:
+                    raise
+                last: Exception = exc
+            except retryable as exc:
+                last = exc
+            if attempt < self.max_retries:
+                delay = min(self.backoff * 2**attempt, 30.0) * (1 + 0.25 * random.random())
+                time.sleep(delay)
+        raise KitError(
+            f"openai backend: request to {self.base_url} (model {self.model_id!r}) failed after "
+            f"{self.max_retries + 1} attempt(s): {type(last).__name__}: {last}. Is the server running "
+            "and is base_url right (it usually ends in /v1)?"
+        ) from last
+
+    def _one(self, conversation: Conversation, config: GenerationConfig, prefill: str | None, index: int) -> Generation:
+        args, extra = self._sampling(config, index)
+        mode = self.prefill_mode if prefill else ("completions" if self.prefill_mode == "completions" else "plain")
+        e = self._errors
+        try:
+            if mode == "completions":
+                prompt = render_chat(self.tokenizer, conversation, prefill)
+                resp = self._call(
+                    self.client.completions.create, model=self.model_id, prompt=prompt, extra_body=extra or None, **args
+                )
+                choice = resp.choices[0]
+                text = choice.text or ""
+            else:
+                messages = list(conversation)
+                body = dict(extra)
+                if mode in ("continue", "auto"):
+                    messages = messages + [{"role": "assistant", "content": prefill}]
+                    body.update(CONTINUE_EXTRA)
+                resp = self._call(
+                    self.client.chat.completions.create,
+                    model=self.model_id,
+                    messages=messages,
+                    extra_body=body or None,
+                    **args,
+                )
+                choice = resp.choices[0]
+                text = choice.message.content or ""
+                if mode == "auto":
+                    with self._lock:
+                        self.prefill_mode = "continue"
+        except (e.BadRequestError, e.UnprocessableEntityError) as exc:
+            if mode == "auto":
+                self._fall_back(exc)
+                return self._one(conversation, config, prefill, index)
+            raise KitError(f"openai backend: the server at {self.base_url} rejected the request: {exc}") from exc
+        except e.APIStatusError as exc:
+            raise KitError(f"openai backend: the server at {self.base_url} answered {exc.status_code}: {exc}") from exc
+        text, hit_stop = cut_at_stop(text, config.stop)
+        usage = getattr(resp, "usage", None)
+        finish = "length" if choice.finish_reason == "length" and not hit_stop else "stop"
+        return Generation(
+            text=(prefill or "") + text,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            finish_reason=finish,
+        )
+
+    def _fall_back(self, exc: Exception) -> None:
+        with self._lock:
+            self.prefill_mode = "append"
+            if self._warned:
+                return
+            self._warned = True
+        warnings.warn(
+            f"the server at {self.base_url} does not accept continue_final_message ({exc}); the prefill "
+            "is now put in front of the reply without the model seeing it (prefill_mode='append'). "
+            "Pass tokenizer= to use the /v1/completions endpoint with the exact prompt instead.",
+            stacklevel=3,
+        )
+
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        config: GenerationConfig | None = None,
+        prefill: str | None = None,
+    ) -> list[Generation]:
+        config = config or GenerationConfig()
+        conversations = validate_conversations(conversations)
+        if not conversations:
+            return []
+        if prefill and self.prefill_mode == "auto" and len(conversations) > 1:
+            # Settle the prefill mode on one request before sending the others concurrently.
+            first = [self._one(conversations[0], config, prefill, 0)]
+            return first + self._run(conversations[1:], config, prefill, offset=1)
+        return self._run(conversations, config, prefill, offset=0)
+
+    def _run(
+        self, conversations: list[Conversation], config: GenerationConfig, prefill: str | None, offset: int
+    ) -> list[Generation]:
+        if not conversations:
+            return []
+        if len(conversations) == 1 or self.max_concurrency == 1:
+            return [self._one(c, config, prefill, offset + i) for i, c in enumerate(conversations)]
+        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(conversations)))
+        try:
+            futures = [pool.submit(self._one, c, config, prefill, offset + i) for i, c in enumerate(conversations)]
+            return [f.result() for f in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
+    def close(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+            self.client = None
+
+
+def _load_tokenizer(name_or_path: str | os.PathLike) -> Any:
+    from transformers import AutoTokenizer
+
+    from rearank_kit.models import resolve_model
+
+    _, source = resolve_model(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=False)
+    except OSError as exc:
+        raise KitError(f"the tokenizer of {source} could not be found locally ({exc})") from exc

