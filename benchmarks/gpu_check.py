@@ -62,8 +62,9 @@ def build_model(shape: str, device: str, dtype):
 
 
 def bundled_tokenizer():
-    from rearank_kit.models import prepare_bundled_model
     from transformers import AutoTokenizer
+
+    from rearank_kit.models import prepare_bundled_model
 
     tok = AutoTokenizer.from_pretrained(prepare_bundled_model())
     tok.padding_side = "left"
