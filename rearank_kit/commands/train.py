@@ -1,0 +1,93 @@
+"""Train a REARANK reranker with GRPO (TRL) on augmented sets, from a named preset.
+
+    rearank-kit train --preset cpu-tiny --data runs/aug-sample --steps 5 --out runs/tiny
+    rearank-kit train --preset cpu-tiny --data runs/aug-sample --steps 10 --out runs/tiny --resume
+    rearank-kit train --preset cpu-tiny --data runs/aug-sample --set beta=0.01 --set temperature=1.0 --out runs/b
+    rearank-kit train --preset paper --data runs/aug-dl-w20 --dry-run        # checks and batch plan only
+    accelerate launch --config_file configs/accelerate/zero3.yaml -m rearank_kit.commands.train \\
+        --preset paper --data runs/aug-w20 --out runs/paper
+
+Presets: cpu-tiny (bundled SmolLM2-135M, LoRA, CPU), gpu-small (Qwen2.5-7B-Instruct, LoRA, one
+80 GB GPU), paper (the REARANK settings: full fine-tuning on 8 GPUs). Every setting of
+rearank_kit/train_presets.py:TrainConfig can be changed with --set key=value (--show-config
+lists them). Writes OUT/manifest.json, OUT/metrics.jsonl (one record per step), OUT/completions.jsonl,
+OUT/checkpoint-N/ and, at the end, the LoRA adapter (or the model) in OUT. See docs/TRAINING.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "train a reranker with GRPO (presets cpu-tiny, gpu-small, paper)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="cpu-tiny", help="cpu-tiny (default), gpu-small or paper")
+    p.add_argument("--data", help="augmented sets folder (rearank-kit augment --out)")
+    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, the adapter)")
+    p.add_argument("--steps", type=int, help="optimizer steps (the preset's max_steps otherwise)")
+    p.add_argument("--model", help="base model: preset name, folder or hub id (the preset's otherwise)")
+    p.add_argument("--seed", type=int, help="random seed (default: the preset's, 0)")
+    p.add_argument("--save-steps", type=int, help="save a checkpoint every N steps")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change any TrainConfig field, e.g. --set beta=0.01 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load the data and tokenizer, run the pre-flight checks, print the plan, train nothing")
+    p.add_argument("--show-config", action="store_true", help="print the resulting config and batch plan, then exit")
+    p.add_argument("--quiet", action="store_true", help="no per-step line on stderr")
+
+
+def build_config(args: argparse.Namespace):
+    from rearank_kit.train_presets import apply_overrides, get_preset, parse_set_args
+
+    overrides = parse_set_args(args.overrides)
+    for flag, key in (("steps", "max_steps"), ("model", "model"), ("seed", "seed"), ("save_steps", "save_steps")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    return apply_overrides(get_preset(args.preset), overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rearank_kit.errors import KitError
+    from rearank_kit.train_presets import format_config, plan
+
+    config = build_config(args)
+    if args.show_config:
+        print(format_config(config))
+        print(f"\nplan: {plan(config).describe()}")
+        return 0
+    if not args.data:
+        raise KitError("--data is required (an augmented sets folder: rearank-kit augment --out DIR)")
+    if args.dry_run:
+        from rearank_kit.train import prepare
+
+        prepared = prepare(config, args.data, launched=config.processes())
+        print(f"{config.preset}: pre-flight checks passed. {prepared.summary()}")
+        return 0
+    if not args.out:
+        raise KitError("--out is required (the run folder)")
+
+    from rearank_kit.train import train
+
+    result = train(config, args.data, args.out, resume=args.resume, echo=not args.quiet)
+    last = result.records[-1] if result.records else {}
+    reward = f", last reward {last['reward']:.3f}" if isinstance(last.get("reward"), (int, float)) else ""
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s (peak memory {result.peak_rss_mb / 1024:.1f} GiB)"
+          f"{reward} -> {result.out}")
+    if result.warnings:
+        print(f"{len(result.warnings)} warning(s): see 'warnings' in {result.out}/metrics.jsonl", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rearank_kit.commands.train`` (for ``accelerate launch -m``): the same as ``rearank-kit train``."""
+    from rearank_kit.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

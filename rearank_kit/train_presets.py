@@ -1,0 +1,461 @@
+"""GRPO training settings for REARANK as one dataclass, its named presets, and pre-flight checks.
+
+``TrainConfig`` holds every setting a run depends on and maps onto ``trl.GRPOConfig`` with
+``to_grpo_config()``. Three presets:
+
+* ``paper``     what the REARANK authors ran (Qwen2.5-7B-Instruct, full fine-tuning, 8 GPUs);
+* ``gpu-small`` one 80 GB GPU, LoRA on the same 7B model;
+* ``cpu-tiny``  the bundled SmolLM2-135M on a CPU: it runs (under a minute a step), it does not rank.
+
+Any field can be changed: ``dataclasses.replace(config, beta=0.01)``, ``apply_overrides(config,
+{"beta": "0.01"})`` or ``rearank-kit train --set beta=0.01``. ``plan()`` does the batch arithmetic
+(prompts, completions and optimizer steps per generation round) without building a model, and
+the ``check_*`` functions refuse a run that would fail or silently misbehave, before any model
+is loaded. This module imports neither torch nor TRL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from rearank_kit.errors import KitError
+
+# --- the config ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a GRPO run depends on. Batch sizes count completions, not prompts."""
+
+    preset: str = "custom"
+    # Model and prompt
+    model: str = "smollm2-135m"  # preset name, local folder or hub id (see models.py)
+    template: str = "compact"  # prompt template; prompts are re-rendered with it from the set texts
+    window: int = 5  # passages per set; the data must have been augmented with this --window
+    # Reward (rewards.make_reward_funcs)
+    reward_mode: str = "normalized"
+    lenient: bool = False  # accept an answer-only reply as well formed (tiny models never <think>)
+    # Rollouts. TRL's unit is the completion: a prompt group is num_generations completions.
+    num_generations: int = 4  # completions per prompt (the GRPO group size G)
+    generation_batch_size: int | None = None  # completions sampled per round, all processes; None: one step's worth
+    per_device_train_batch_size: int = 4  # completions per forward/backward pass on one process
+    gradient_accumulation_steps: int = 1
+    num_processes: int | None = None  # the planned process count; None: whatever is launched
+    num_iterations: int = 1  # optimisation passes over each round's completions (PPO epochs, mu)
+    max_prompt_length: int = 1024  # tokens; TRL 1.16 never truncates prompts, so the kit checks it
+    long_prompts: str = "error"  # prompts over max_prompt_length: "error" or "drop" them
+    max_completion_length: int = 64  # new tokens per completion
+    temperature: float = 0.7
+    top_p: float = 1.0
+    # Optimisation
+    max_steps: int = 30  # optimizer steps
+    learning_rate: float = 1e-4
+    lr_scheduler_type: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    beta: float = 0.0  # KL coefficient (k3 estimator, in the loss); 0 loads no reference model
+    epsilon: float = 0.2  # PPO clip range
+    loss_type: str = "dapo"  # token-level average over the whole accumulated batch
+    scale_rewards: str = "group"  # advantage = (r - group mean) / group std, as in GRPO
+    mask_truncated_completions: bool = False
+    # Precision and memory
+    bf16: bool = False
+    gradient_checkpointing: bool = True
+    use_cpu: bool = False
+    # CPU threads for torch; None: torch's default (one per core). On a busy shared machine 1 can be
+    # several times faster: idle-spinning OpenMP threads fight the other processes for the cores.
+    torch_threads: int | None = None
+    # LoRA (lora_r = 0: full fine-tuning)
+    lora_r: int = 16
+    lora_alpha: int = 32  # scale alpha / r = 2
+    lora_dropout: float = 0.0
+    lora_target: str = "all-linear"  # every linear layer but the output head
+    # vLLM inside training (GPU only)
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"  # "colocate": one engine per training process; "server": `trl vllm-serve`
+    vllm_gpu_memory_utilization: float = 0.3  # share of each GPU for vLLM's weights + KV cache
+    vllm_tensor_parallel_size: int = 1
+    vllm_max_model_length: int | None = None  # None: max_prompt_length + max_completion_length
+    vllm_server_base_url: str | None = None
+    # Logging and checkpoints
+    logging_steps: int = 1
+    save_steps: int = 10
+    save_total_limit: int | None = 2  # checkpoints kept (each LoRA one is small, a full 7B one is ~90 GB)
+    seed: int = 0
+    log_completions_every: int = 1  # write every n-th generation round to completions.jsonl; 0: never
+    # Silent-failure monitors (train_callbacks.RunMonitor): warn loudly when seen this many steps in a row
+    zero_std_patience: int = 3  # every group had equal rewards: zero advantages, nothing learned
+    clipped_ratio_max: float = 0.5  # share of completions cut at max_completion_length
+    clipped_patience: int = 2
+    format_floor: float | None = None  # reward a well-formatted but unranked reply earns; None: format weights
+    floor_margin: float = 0.01
+    floor_patience: int = 5
+
+    # -- derived values --
+
+    def processes(self, launched: int | None = None) -> int:
+        return self.num_processes or launched or 1
+
+    def to_grpo_config(self, output_dir: str, reward_weights: list[float] | None = None, **extra: Any):
+        """The ``trl.GRPOConfig`` for this config (TRL's field names, kit defaults for the rest)."""
+        from trl import GRPOConfig
+
+        kwargs: dict[str, Any] = dict(
+            output_dir=str(output_dir),
+            num_generations=self.num_generations,
+            generation_batch_size=self.generation_batch_size,
+            per_device_train_batch_size=self.per_device_train_batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            num_iterations=self.num_iterations,
+            max_completion_length=self.max_completion_length,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_steps=self.max_steps,
+            learning_rate=self.learning_rate,
+            lr_scheduler_type=self.lr_scheduler_type,
+            warmup_steps=self.warmup_steps,
+            weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
+            beta=self.beta,
+            epsilon=self.epsilon,
+            loss_type=self.loss_type,
+            scale_rewards=self.scale_rewards,
+            mask_truncated_completions=self.mask_truncated_completions,
+            reward_weights=list(reward_weights) if reward_weights is not None else None,
+            bf16=self.bf16,
+            gradient_checkpointing=self.gradient_checkpointing,
+            use_cpu=self.use_cpu,
+            use_vllm=self.use_vllm,
+            vllm_mode=self.vllm_mode,
+            vllm_gpu_memory_utilization=self.vllm_gpu_memory_utilization,
+            vllm_tensor_parallel_size=self.vllm_tensor_parallel_size,
+            vllm_max_model_length=self.vllm_max_model_length or (self.max_prompt_length + self.max_completion_length),
+            vllm_server_base_url=self.vllm_server_base_url,
+            logging_steps=self.logging_steps,
+            save_strategy="steps",
+            save_steps=self.save_steps,
+            save_total_limit=self.save_total_limit,
+            seed=self.seed,
+            data_seed=self.seed,
+            report_to="none",  # the kit writes metrics.jsonl itself (train_callbacks.MetricsLogger)
+            log_completions=False,  # TRL's: a rich table on stdout; the kit writes completions.jsonl
+            remove_unused_columns=False,  # the rewards read the grades columns
+            model_init_kwargs={"dtype": "bfloat16" if self.bf16 else "float32"},
+        )
+        kwargs.update(extra)
+        return GRPOConfig(**kwargs)
+
+    def lora_config(self):
+        """A ``peft.LoraConfig``, or None for full fine-tuning."""
+        if self.lora_r <= 0:
+            return None
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+            target_modules=self.lora_target, task_type="CAUSAL_LM",
+        )  # fmt: skip
+
+
+# --- presets -------------------------------------------------------------------------------------
+
+# cpu-tiny: seen to work on 2 shared CPU cores: 30-115 s a step depending on the machine's load,
+# 3.7-5.2 GB peak RSS (data/runs/cpu-tiny-dl21, benchmarks/train_step.py). One prompt per step
+# (4 completions), short answer-only replies; LoRA so that the optimizer state stays small, and
+# a learning rate 100x the paper's because LoRA updates few, zero-initialised weights.
+CPU_TINY = TrainConfig(
+    preset="cpu-tiny",
+    model="smollm2-135m",
+    template="compact",  # inline passages cut to 300 characters, reply prefilled with "<answer>["
+    window=5,
+    lenient=True,
+    num_generations=4,
+    per_device_train_batch_size=4,
+    gradient_accumulation_steps=1,
+    num_processes=1,
+    max_prompt_length=1024,  # 5 x 300 characters is about 450 tokens
+    max_completion_length=64,  # "3] > [1] > [5] > [2] > [4]</answer>" is about 20 tokens
+    temperature=0.7,  # 1.0 makes a 135M model ramble; 0.7 keeps replies parseable yet varied
+    max_steps=30,
+    learning_rate=1e-4,
+    beta=0.0,  # no reference forward pass: a 30-step LoRA run stays close to the base model
+    lora_r=16,
+    bf16=False,  # fp32: CPUs without bf16 units are slower in bf16
+    gradient_checkpointing=True,
+    use_cpu=True,
+    save_steps=10,
+)
+
+# paper: REARANK's settings (Zhang et al., 2025), trained there with verl on one node of 8 GPUs.
+# verl counts prompts, TRL counts completions, and they name the batches differently:
+#   verl data.train_batch_size  = 128 prompts per rollout, rollout.n = 32  -> 4,096 completions
+#        = TRL generation_batch_size = 4096 (one "generation round")
+#   verl ppo_mini_batch_size    = 8 prompts x 32 = 256 completions per optimizer step
+#        = TRL per_device_train_batch_size x processes x gradient_accumulation_steps = 4 x 8 x 8
+#   so one round = 4096 / 256 = 16 optimizer steps (TRL steps_per_generation = 4096 / (4 x 8) =
+#   128 micro-batches, derived by TRL), each completion used once (ppo_epochs = num_iterations = 1);
+#   about 160 rounds = 2,560 optimizer steps (TRL's max_steps counts optimizer steps).
+# verl's use_kl_loss with low_var_kl is the k3 estimator added to the loss, as TRL does with
+# beta > 0 (verl also clamps it to [-10, 10]; TRL does not). verl's token-mean loss averages over
+# all tokens of the mini-batch: TRL's "dapo" (normalised by the tokens of the whole accumulated
+# batch); TRL's "bnpo" normalises per micro-batch, and "grpo" per sequence first.
+PAPER = TrainConfig(
+    preset="paper",
+    model="Qwen/Qwen2.5-7B-Instruct",
+    template="rearank",
+    window=20,  # REARANK's sets: 20 passages, cut to 400 characters by the template
+    lenient=False,
+    num_generations=32,
+    generation_batch_size=4096,  # 128 prompts x 32 completions per round
+    per_device_train_batch_size=4,
+    gradient_accumulation_steps=8,  # 4 x 8 GPUs x 8 = 256 completions per optimizer step
+    num_processes=8,
+    max_prompt_length=3072,
+    max_completion_length=2048,
+    temperature=1.0,
+    top_p=1.0,
+    max_steps=160 * 16,  # about 160 rounds of 16 optimizer steps
+    learning_rate=1e-6,
+    lr_scheduler_type="constant",
+    warmup_steps=0,
+    max_grad_norm=1.0,
+    beta=0.01,
+    epsilon=0.2,
+    loss_type="dapo",
+    lora_r=0,  # full fine-tuning (ZeRO-3 or FSDP shards it, configs/accelerate/)
+    bf16=True,
+    gradient_checkpointing=True,
+    use_vllm=True,
+    vllm_mode="colocate",
+    vllm_gpu_memory_utilization=0.3,  # 24 GB of 80: 15 GB of bf16 weights + ~9 GB KV cache per GPU
+    save_steps=80,  # every 5 rounds
+    save_total_limit=2,
+    log_completions_every=10,  # 4,096 completions a round: keep one round in ten
+)
+
+# gpu-small: one 80 GB GPU, LoRA on the same 7B model and prompt. Memory, bf16:
+#   policy weights 7.6e9 x 2 bytes                              ~15 GB
+#   LoRA r=16 on all linear layers: ~40e6 params, fp32 weights + grads + Adam (16 bytes each) ~0.7 GB
+#   reference model: none, the base with the adapter switched off                0 GB
+#   activations, gradient checkpointing, 2 sequences of <= 5,120 tokens: layer inputs
+#     28 x 2 x 5120 x 3584 x 2 bytes ~2 GB, one layer recomputed ~2 GB, fp32 logits of the
+#     completion 2 x 2048 x 152,064 x 4 bytes ~2.5 GB (x2 for log-softmax)      ~9 GB
+#   vLLM colocate: 0.3 x 80 GB = 24 GB = its own 15 GB weight copy + ~9 GB KV cache
+#     (57 KB a token for Qwen2.5-7B: 28 layers x 2 x 4 KV heads x 128 x 2 bytes -> ~160k tokens)
+#   total ~50 GB, leaving room for the allocator's fragmentation.
+GPU_SMALL = dataclasses.replace(
+    PAPER,
+    preset="gpu-small",
+    num_generations=8,
+    generation_batch_size=64,  # 8 prompts x 8 completions per round
+    per_device_train_batch_size=2,
+    gradient_accumulation_steps=8,  # 16 completions (2 prompts) per optimizer step: 4 steps a round
+    num_processes=1,
+    max_steps=400,  # 100 rounds, 800 prompts
+    learning_rate=1e-5,  # LoRA moves few, zero-initialised weights: 10x the full fine-tuning rate
+    lora_r=16,
+    lora_alpha=32,
+    vllm_gpu_memory_utilization=0.3,
+    save_steps=50,
+    log_completions_every=1,
+)
+
+PRESETS: dict[str, TrainConfig] = {c.preset: c for c in (CPU_TINY, GPU_SMALL, PAPER)}
+
+
+def get_preset(name: str) -> TrainConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KitError(f"unknown training preset {name!r}; presets: {', '.join(PRESETS)}") from None
+
+
+# --- overrides -----------------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse_value(name: str, text: str, hint: Any) -> Any:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    if type(None) in options and text.strip().lower() in ("none", "null", ""):
+        return None
+    for kind in (t for t in options if t is not type(None)):
+        if kind is bool:
+            low = text.strip().lower()
+            if low in _TRUE | _FALSE:
+                return low in _TRUE
+            raise KitError(f"--set {name}={text}: expected true or false")
+        try:
+            return kind(text)
+        except ValueError:
+            raise KitError(f"--set {name}={text}: expected {kind.__name__}") from None
+    raise KitError(f"--set {name}={text}: cannot parse")  # pragma: no cover
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """``dataclasses.replace`` with values given as strings (from the CLI) or as Python values."""
+    hints = typing.get_type_hints(TrainConfig)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    changes = {}
+    for key, value in overrides.items():
+        key = key.strip().replace("-", "_")
+        if key not in names:
+            close = [n for n in names if key in n or n in key]
+            raise KitError(f"unknown training setting {key!r}" + (f" (did you mean {', '.join(sorted(close))}?)" if close else ""))
+        changes[key] = _parse_value(key, value, hints[key]) if isinstance(value, str) else value
+    return dataclasses.replace(config, **changes)
+
+
+def parse_set_args(items: list[str]) -> dict[str, str]:
+    """``["beta=0.01", "seed=3"]`` -> ``{"beta": "0.01", "seed": "3"}``."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise KitError(f"--set {item}: expected key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+# --- the batch arithmetic ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one generation round is cut into optimizer steps (all counts over all processes)."""
+
+    processes: int
+    completions_per_micro_batch: int  # per_device_train_batch_size x processes
+    completions_per_step: int  # ... x gradient_accumulation_steps: one optimizer step
+    completions_per_round: int  # generation_batch_size
+    prompts_per_round: int
+    prompts_per_step: float
+    micro_batches_per_round: int  # TRL's steps_per_generation
+    steps_per_round: float  # optimizer steps per generation round (x num_iterations)
+    rounds: float  # generation rounds in max_steps
+
+    def describe(self) -> str:
+        return (
+            f"{self.prompts_per_round} prompts x {self.completions_per_round // max(self.prompts_per_round, 1)} "
+            f"completions = {self.completions_per_round} completions per round, {self.steps_per_round:g} optimizer "
+            f"steps of {self.completions_per_step} completions each ({self.processes} process(es)), "
+            f"{self.rounds:g} rounds"
+        )
+
+
+def plan(config: TrainConfig, launched: int | None = None) -> Plan:
+    """The batch arithmetic of ``config`` (raises KitError where TRL would refuse it)."""
+    check_batch(config, launched)
+    procs = config.processes(launched)
+    micro = config.per_device_train_batch_size * procs
+    step = micro * config.gradient_accumulation_steps
+    round_ = config.generation_batch_size or step
+    steps_per_round = round_ / step * config.num_iterations
+    return Plan(
+        processes=procs,
+        completions_per_micro_batch=micro,
+        completions_per_step=step,
+        completions_per_round=round_,
+        prompts_per_round=round_ // config.num_generations,
+        prompts_per_step=step / config.num_generations,
+        micro_batches_per_round=round_ // micro,
+        steps_per_round=steps_per_round,
+        rounds=config.max_steps / steps_per_round,
+    )
+
+
+# --- pre-flight checks ---------------------------------------------------------------------------
+
+
+def check_batch(config: TrainConfig, launched: int | None = None) -> None:
+    """Refuse batch sizes TRL cannot group into whole prompt groups, with the numbers that fit."""
+    if config.num_generations < 2:
+        raise KitError(f"num_generations={config.num_generations}: GRPO needs at least 2 completions per prompt")
+    if config.num_processes and launched and config.num_processes != launched:
+        raise KitError(
+            f"the {config.preset} config plans {config.num_processes} process(es) but {launched} were launched; "
+            f"use --set num_processes={launched} and adjust gradient_accumulation_steps to keep the batch "
+            f"(completions per optimizer step = per_device_train_batch_size x processes x gradient_accumulation_steps)"
+        )
+    procs = config.processes(launched)
+    micro = config.per_device_train_batch_size * procs
+    step = micro * config.gradient_accumulation_steps
+    gen = config.generation_batch_size or step
+    what = (
+        f"generation_batch_size={gen}" if config.generation_batch_size else
+        f"the global batch per_device_train_batch_size x gradient_accumulation_steps x processes = "
+        f"{config.per_device_train_batch_size} x {config.gradient_accumulation_steps} x {procs} = {step}"
+    )  # fmt: skip
+    if gen % config.num_generations:
+        fit = config.num_generations * max(1, round(gen / config.num_generations))
+        raise KitError(
+            f"{what} is not divisible by num_generations={config.num_generations}: every prompt's group of "
+            f"{config.num_generations} completions must fall in one generation batch (e.g. make it {fit})"
+        )
+    if gen % micro:
+        raise KitError(
+            f"generation_batch_size={gen} must be a multiple of per_device_train_batch_size x processes = {micro}"
+        )
+
+
+def check_set_size(found: set[int] | list[int], config: TrainConfig, data_dir: str = "AUG_DIR") -> None:
+    """Every set must hold ``config.window`` passages: the prompt and the reward assume it."""
+    found = sorted(set(found))
+    if found != [config.window]:
+        sizes = ", ".join(str(n) for n in found) or "none"
+        raise KitError(
+            f"{data_dir}: the {config.preset} config trains on sets of {config.window} passages, but the data has "
+            f"sets of {sizes}. Make fitting data with: rearank-kit augment --data BENCHMARK --window "
+            f"{config.window} --samples-per-query 50 --seed 0 --out DIR (or --set window=N to match the data)"
+        )
+
+
+def check_template(config: TrainConfig) -> None:
+    """Refuse a known model paired with a prompt it was not trained or meant for."""
+    from rearank_kit.models import check_template as _check
+
+    _check(config.model, config.template)
+
+
+def check_prompt_lengths(lengths: list[int], config: TrainConfig) -> list[int]:
+    """Indices of the prompts to keep; raise (long_prompts="error") if any is too long.
+
+    TRL 1.16's GRPOConfig has no max_prompt_length: it never truncates a prompt, so an over-long
+    one costs memory or, with vLLM, fails at max_model_len. The paper's limit is 3,072 tokens.
+    """
+    if config.long_prompts not in ("error", "drop"):
+        raise KitError(f"long_prompts={config.long_prompts!r}: use 'error' or 'drop'")
+    too_long = [i for i, n in enumerate(lengths) if n > config.max_prompt_length]
+    if too_long and config.long_prompts == "error":
+        raise KitError(
+            f"{len(too_long)} of {len(lengths)} prompts are longer than max_prompt_length="
+            f"{config.max_prompt_length} tokens (longest {max(lengths)}) and would be truncated or fail. Use "
+            f"--set max_prompt_length={max(lengths)}, or --set long_prompts=drop to leave them out"
+        )
+    keep = [i for i in range(len(lengths)) if i not in set(too_long)]
+    if not keep:
+        raise KitError(f"no prompt fits max_prompt_length={config.max_prompt_length}")
+    return keep
+
+
+def config_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def format_config(config: TrainConfig) -> str:
+    """One ``name = value`` line per field, for printing a config in a notebook or the CLI."""
+    width = max(len(f.name) for f in dataclasses.fields(config))
+    return "\n".join(f"{f.name:<{width}} = {getattr(config, f.name)!r}" for f in dataclasses.fields(config))
+
+
+__all__ = [
+    "TrainConfig", "PRESETS", "CPU_TINY", "GPU_SMALL", "PAPER", "Plan", "get_preset", "apply_overrides",
+    "parse_set_args", "plan", "check_batch", "check_set_size", "check_template", "check_prompt_lengths",
+    "config_dict", "format_config",
+]  # fmt: skip
