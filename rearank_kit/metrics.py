@@ -106,8 +106,10 @@ def evaluate(run: Run, qrels: Qrels, measures: Sequence[str] | str = DEFAULT_MEA
 
     parsed = _parse_measures(measures)
     judged_run = {q: docs for q, docs in run.items() if q in qrels and docs}
+    # ir-measures also reports judged queries that the run lacks; trec_eval's default skips them.
+    run_qrels = {q: qrels[q] for q in judged_run}
     rows: dict[str, dict[str, float]] = {q: {} for q in judged_run}
-    for metric in ir_measures.iter_calc(parsed, qrels, judged_run):
+    for metric in ir_measures.iter_calc(parsed, run_qrels, judged_run):
         rows[metric.query_id][str(metric.measure)] = float(metric.value)
     table = pd.DataFrame.from_dict(rows, orient="index", columns=[str(m) for m in parsed]).fillna(0.0)
     table.index.name = "qid"

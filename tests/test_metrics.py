@@ -137,3 +137,13 @@ def test_experiment_table(sample_dir):
     assert table.loc["reversed", "nDCG@10"] < table.loc["bm25", "nDCG@10"]
     assert 0.0 <= table.loc["reversed", "nDCG@10 p"] < 0.05
     assert set(per_query) == {"bm25", "reversed"}
+
+
+def test_evaluate_a_run_that_covers_only_some_judged_queries():
+    from rearank_kit.metrics import evaluate
+
+    qrels = {"q1": {"a": 2, "b": 0}, "q2": {"c": 1}, "q3": {"d": 3}}
+    run = {"q1": {"a": 2.0, "b": 1.0}}  # e.g. `rerank --queries 1`
+    result = evaluate(run, qrels, ["nDCG@10"])
+    assert list(result.per_query.index) == ["q1"]
+    assert result.mean["nDCG@10"] == 1.0

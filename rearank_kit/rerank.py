@@ -1,0 +1,357 @@
+"""Listwise reranking with sliding windows (RankGPT, Sun et al. 2023; REARANK, Zhang et al. 2025).
+
+A listwise reranker sees a *window* of passages at once and answers with a permutation
+(``<answer>[3] > [1] > ...</answer>``). A first-stage list longer than the window is reranked
+with overlapping windows from the bottom of the list to the top: with ``top_k=100``,
+``window=20`` and ``step=10`` the model ranks positions 80-99, then 70-89, ..., then 0-19
+(9 calls). Each window sees the list as the previous window left it, so a strong passage found
+near the bottom *bubbles up* one window at a time and can reach the top in a single pass.
+
+    rearank-kit rerank --data dl19 --model smollm2-135m --template compact --out runs/dl19-smol
+    rearank-kit demo          # the bundled sample, the bundled model
+
+How this departs from the paper's code (RankGPT's ``sliding_windows``):
+
+* The windows at the same position of *all* queries go to the backend in one ``generate`` call
+  (batching across queries); the paper's code reranks query by query, window by window. Under
+  greedy decoding both give the same rankings (``config.mode="sequential"`` checks this).
+* When ``top_k`` is not a multiple of ``step`` the paper's loop never gives the top few
+  passages a window of their own; here the last window always starts at position 0. A list
+  shorter than the window gets one window over the whole list.
+* Finished queries are appended to ``rankings.jsonl`` as they finish, so an interrupted run
+  resumes where it stopped (the same command again), and every model call leaves a trace record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rearank_kit.data import Benchmark, Ranking
+from rearank_kit.errors import KitError
+from rearank_kit.files import append_jsonl, atomic_write_text, iter_jsonl
+from rearank_kit.parsing import ParseResult, parse_ranking
+from rearank_kit.prompts import PromptTemplate, load_template
+
+RANKINGS_LOG = "rankings.jsonl"  # one finished, reranked Ranking per line (the resume log)
+TRACES_LOG = "traces.jsonl"  # one record per model call
+
+# Reasoning prompts need room for <think>; answer-only prompts need ~5 tokens per identifier.
+REASONING_MAX_NEW_TOKENS = 2048
+ANSWER_ONLY_MAX_NEW_TOKENS = 128
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@dataclass
+class RerankConfig:
+    top_k: int = 100  # rerank the first-stage top k; the rest keeps its first-stage order below
+    window: int = 20  # passages per model call (the paper's window)
+    step: int = 10  # how far the window moves up; window - step passages overlap
+    template: str = "rearank"  # prompt template name or .toml path
+    max_new_tokens: int | None = None  # None: chosen by template.reasoning (2048 or 128)
+    temperature: float = 0.0  # 0 = greedy, the paper's evaluation setting
+    top_p: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] | None = None  # extra stop strings (EOS always stops)
+    batch_size: int = 8  # conversations per forward pass inside the backend
+    mode: str = "batched"  # "batched": one call per window position for a group of queries
+    # Queries reranked together in batched mode. A group only finishes (and is logged) after its
+    # last window, so larger groups fill the backend better and smaller ones lose less on an
+    # interrupt.
+    group_size: int = 32
+
+    # Fields that cannot change a ranking under greedy decoding; a run may resume with other values.
+    EXECUTION_ONLY = ("batch_size", "mode", "group_size")
+
+    def resolved(self, template: PromptTemplate | None = None) -> RerankConfig:
+        """A copy with the defaults that depend on the template filled in, after validation."""
+        template = template or load_template(self.template)
+        if self.window < 2:
+            raise KitError(f"window must be at least 2 passages, got {self.window}")
+        if not 1 <= self.step <= self.window:
+            raise KitError(f"step must be between 1 and the window ({self.window}), got {self.step}")
+        if self.top_k < 1:
+            raise KitError(f"top_k must be positive, got {self.top_k}")
+        if self.mode not in ("batched", "sequential"):
+            raise KitError(f"mode must be 'batched' or 'sequential', got {self.mode!r}")
+        tokens = self.max_new_tokens
+        if tokens is None:
+            tokens = REASONING_MAX_NEW_TOKENS if template.reasoning else ANSWER_ONLY_MAX_NEW_TOKENS
+        stop = tuple(self.stop) if self.stop else None
+        return replace(self, max_new_tokens=tokens, stop=stop)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop) if self.stop else None
+        return d
+
+
+# --- window arithmetic --------------------------------------------------------------------------
+
+
+def window_positions(k: int, window: int, step: int) -> list[tuple[int, int]]:
+    """The [start, end) windows that rerank the top ``k``, in the order they are run (bottom first).
+
+    >>> window_positions(100, 20, 10)[:3], len(window_positions(100, 20, 10))
+    ([(80, 100), (70, 90), (60, 80)], 9)
+    >>> window_positions(7, 20, 10), window_positions(25, 20, 10)
+    ([(0, 7)], [(5, 25), (0, 15)])
+    """
+    if window < 1 or step < 1:
+        raise ValueError(f"window and step must be positive, got {window} and {step}")
+    if k <= 0:
+        return []
+    if k <= window:
+        return [(0, k)]
+    positions, end = [], k
+    while True:
+        start = max(end - window, 0)
+        positions.append((start, end))
+        if start == 0:  # the top window has been ranked: done (RankGPT would stop before it)
+            return positions
+        end -= step
+
+
+# --- one window, for teaching -------------------------------------------------------------------
+
+
+@dataclass
+class WindowResult:
+    """What one model call did: the prompt, the raw reply and how it was read."""
+
+    messages: list[dict[str, str]]
+    output: str
+    parse: ParseResult
+    passages: list[str]  # the passages in the model's order, best first
+    generation: Any = None
+
+    @property
+    def order(self) -> list[int]:
+        return self.parse.order
+
+
+def _generation_config(config: RerankConfig) -> Any:
+    from rearank_kit.backends import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
+        seed=config.seed, batch_size=config.batch_size, stop=list(config.stop) if config.stop else None,
+    )  # fmt: skip
+
+
+def rerank_one(
+    query: str,
+    passages: Sequence[str],
+    backend: Any,
+    template: str | PromptTemplate = "compact",
+    max_new_tokens: int | None = None,
+    temperature: float = 0.0,
+) -> WindowResult:
+    """One model call on one window (no sliding): the parsed ranking and the raw output.
+
+    >>> r = rerank_one("what is a cat", ["Cars have wheels.", "A cat is a small feline."], backend)
+    >>> r.output, r.order   # e.g. ('<answer>[2] > [1]</answer>', [1, 0])
+    """
+    template = load_template(template)
+    config = RerankConfig(template=template.name, max_new_tokens=max_new_tokens, temperature=temperature)
+    config = config.resolved(template)
+    messages = template.messages(query, list(passages))
+    gen = backend.generate([messages], _generation_config(config), prefill=template.prefill or None)[0]
+    parse = parse_ranking(gen.text, len(passages))
+    return WindowResult(messages, gen.text, parse, [passages[i] for i in parse.order], gen)
+
+
+# --- sliding windows over many queries ----------------------------------------------------------
+
+
+@dataclass
+class _QueryState:
+    """A query in progress: its current list (top k, mutated window by window) and its windows."""
+
+    ranking: Ranking
+    head: list  # the top-k candidates, reordered in place
+    tail: list  # candidates below top k: never shown to the model, kept in first-stage order
+    windows: list[tuple[int, int]] = field(default_factory=list)
+
+    def result(self) -> Ranking:
+        return Ranking(self.ranking.query, self.head + self.tail)
+
+
+def _run_group(states, backend, template, config, gen_config, traces_path, bar) -> None:
+    """All windows of a group of queries: one backend call per window position (round)."""
+    prefill = template.prefill or None
+    rounds = max((len(s.windows) for s in states), default=0)
+    for r in range(rounds):
+        # Queries with fewer candidates have fewer windows and drop out of later rounds.
+        active = [s for s in states if r < len(s.windows)]
+        windows = [s.head[slice(*s.windows[r])] for s in active]
+        convs = [template.messages(s.ranking.query.text, [c.text for c in w]) for s, w in zip(active, windows, strict=True)]
+        started = time.perf_counter()
+        outs = backend.generate(convs, gen_config, prefill=prefill)
+        seconds = time.perf_counter() - started
+        if len(outs) != len(convs):
+            raise RuntimeError(f"backend returned {len(outs)} generations for {len(convs)} conversations")
+        for s, window, gen in zip(active, windows, outs, strict=True):
+            start, end = s.windows[r]
+            parsed = parse_ranking(gen.text, len(window))
+            s.head[start:end] = [window[i] for i in parsed.order]  # later windows see this order
+            if traces_path is not None:
+                append_jsonl(traces_path, {
+                    "qid": s.ranking.query.qid, "window": [start, end], "docids": [c.docid for c in window],
+                    "output": gen.text, "order": parsed.order, "diagnostics": parsed.diagnostics(),
+                    "prompt_tokens": gen.prompt_tokens, "output_tokens": gen.output_tokens,
+                    "finish_reason": gen.finish_reason,
+                    # A batched call is timed as a whole; each record gets its share.
+                    "seconds": seconds / len(active), "call_seconds": seconds, "call_size": len(active),
+                    "model": getattr(backend, "model_id", None), "template": template.name,
+                    "template_hash": template.hash,
+                })  # fmt: skip
+        if bar is not None:
+            bar.update(len(active))
+
+
+# --- resume -------------------------------------------------------------------------------------
+
+
+def _identity(model_id, backend_name, template, config, extra) -> dict[str, Any]:
+    """What must match for a folder's finished work to be reused (None: not known yet, not checked)."""
+    result_config = {k: v for k, v in config.to_dict().items() if k not in RerankConfig.EXECUTION_ONLY}
+    identity = {"model": model_id, "backend": backend_name, "template": template.name,
+                "template_hash": template.hash, "config": result_config,
+                **{k: v for k, v in extra.items() if k in ("data", "data_fingerprint")}}  # fmt: skip
+    return {k: v for k, v in identity.items() if v is not None}
+
+
+def check_resume(out_dir, config: RerankConfig, model_id=None, backend_name=None, manifest_fields=None) -> None:
+    """Fail early (before a model is loaded) when ``out_dir`` holds a run made differently."""
+    template = load_template(config.template)
+    identity = _identity(model_id, backend_name, template, config.resolved(template), dict(manifest_fields or {}))
+    _check_resumable(Path(out_dir), identity)
+
+
+def _check_resumable(out: Path, identity: dict[str, Any]) -> None:
+    import json
+
+    path = out / "manifest.json"
+    if not path.is_file():
+        if (out / RANKINGS_LOG).exists():
+            raise KitError(f"{out}: has {RANKINGS_LOG} but no manifest.json, so it cannot be resumed safely; "
+                           "use a new --out folder (or --overwrite)")
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise KitError(f"{path}: unreadable manifest ({exc}); use a new --out folder (or --overwrite)") from None
+    if old.get("kind") != "rerank":
+        raise KitError(f"{out}: holds a {old.get('kind')!r} output, not a rerank run; use a new --out folder")
+    old_id = {k: old.get(k) for k in identity}
+    old_id["config"] = {k: v for k, v in (old.get("config") or {}).items() if k not in RerankConfig.EXECUTION_ONLY}
+    diffs = [
+        f"{k}: {old_id[k]!r} there, {identity[k]!r} now" if k != "config" else
+        "config: " + ", ".join(f"{c}={old_id[k].get(c)!r} there, {v!r} now"
+                               for c, v in identity[k].items() if old_id[k].get(c) != v)
+        for k in identity if old_id[k] != identity[k]
+    ]  # fmt: skip
+    if diffs:
+        raise KitError(f"{out} holds a run made differently ({'; '.join(diffs)}). Resuming would mix two "
+                       "setups: use a new --out folder, or --overwrite to start this one again")
+
+
+def _load_finished(out: Path, wanted: dict[str, Ranking]) -> dict[str, Ranking]:
+    """Finished rankings of ``out`` (by qid), and the logs rewritten without torn or stale lines."""
+    finished: dict[str, Ranking] = {}
+    kept = list(iter_jsonl(out / RANKINGS_LOG))  # a line torn by an interrupt is left out
+    for number, record in enumerate(kept, start=1):
+        try:
+            ranking = Ranking.from_dict(record)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KitError(f"{out / RANKINGS_LOG}: record {number} is not a ranking ({exc})") from None
+        base = wanted.get(ranking.query.qid)
+        if base is None:
+            continue  # a query outside this run's selection: kept in the log, unused
+        by_id = {c.docid: c for c in base.candidates}
+        if sorted(ranking.docids) != sorted(by_id):
+            raise KitError(f"{out / RANKINGS_LOG}: query {ranking.query.qid} has other candidates than the "
+                           "data now (the data changed since this run started); use a new --out folder")
+        finished[ranking.query.qid] = Ranking(base.query, [by_id[d] for d in ranking.docids])  # data's texts
+    atomic_write_text(out / RANKINGS_LOG, "".join(_dumps(r) for r in kept))
+    # Traces of queries that did not finish are dropped: those queries are redone from the start.
+    logged = {r["query"]["qid"] for r in kept}
+    traces = [t for t in iter_jsonl(out / TRACES_LOG) if t.get("qid") in logged]
+    atomic_write_text(out / TRACES_LOG, "".join(_dumps(t) for t in traces))
+    return finished
+
+
+def _dumps(record: Any) -> str:
+    import json
+
+    return json.dumps(record, ensure_ascii=False, default=str) + "\n"
+
+
+# --- the main entry point -----------------------------------------------------------------------
+
+
+def rerank(
+    data: Benchmark | Sequence[Ranking],
+    backend: Any,
+    config: RerankConfig | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    manifest_fields: dict[str, Any] | None = None,
+) -> list[Ranking]:
+    """Rerank every query's top ``config.top_k`` with sliding windows; rankings in input order.
+
+    With ``out_dir`` None nothing is written (notebooks). With a folder, finished queries go to
+    ``rankings.jsonl``, model calls to ``traces.jsonl`` and a ``manifest.json`` is written first;
+    queries already finished there are skipped (resume), after checking that the folder was made
+    with the same model, template and config.
+    """
+    from tqdm.auto import tqdm
+
+    rankings = list(data.rankings if isinstance(data, Benchmark) else data)
+    template = load_template((config or RerankConfig()).template)
+    config = (config or RerankConfig()).resolved(template)
+    gen_config = _generation_config(config)
+    extra = dict(manifest_fields or {})
+    finished: dict[str, Ranking] = {}
+    traces_path = rankings_path = None
+    if out_dir is not None:
+        from rearank_kit.manifest import write_manifest
+
+        out = Path(out_dir)
+        identity = _identity(getattr(backend, "model_id", None), getattr(backend, "name", None), template, config,
+                             extra)  # fmt: skip
+        _check_resumable(out, identity)
+        out.mkdir(parents=True, exist_ok=True)
+        finished = _load_finished(out, {r.query.qid: r for r in rankings})
+        fields = {**extra, **identity, "config": config.to_dict(), "seed": config.seed, "status": "running"}
+        write_manifest(out, "rerank", **fields)
+        traces_path, rankings_path = out / TRACES_LOG, out / RANKINGS_LOG
+
+    todo = [
+        _QueryState(r, list(r.candidates[: config.top_k]), list(r.candidates[config.top_k :]))
+        for r in rankings if r.query.qid not in finished
+    ]  # fmt: skip
+    for s in todo:
+        # A window of one passage has nothing to rank: such queries need no model call.
+        s.windows = [w for w in window_positions(len(s.head), config.window, config.step) if w[1] - w[0] > 1]
+    size = 1 if config.mode == "sequential" else max(config.group_size, 1)
+    bar = tqdm(total=sum(len(s.windows) for s in todo), desc="rerank windows", unit="win",
+               disable=not progress, dynamic_ncols=True)  # fmt: skip
+    try:
+        for g in range(0, len(todo), size):
+            group = todo[g : g + size]
+            _run_group(group, backend, template, config, gen_config, traces_path, bar)
+            for s in group:  # logged only when all its windows are done: a resume restarts the query
+                finished[s.ranking.query.qid] = s.result()
+                if rankings_path is not None:
+                    append_jsonl(rankings_path, finished[s.ranking.query.qid].to_dict())
+    finally:
+        bar.close()
+    return [finished[r.query.qid] for r in rankings]

@@ -1,0 +1,171 @@
+"""Prompt templates: the exact text a model sees, the hash that names it, and bad template files."""
+
+import dataclasses
+
+import pytest
+
+from rearank_kit.errors import KitError
+from rearank_kit.prompts import TEMPLATE_DIR, PromptTemplate, available_templates, clean_passage, load_template
+
+QUERY = "what is a cat"
+PASSAGES = ["A cat is a small   feline.\n It purrs.", "Cars have wheels."]
+
+# The rearank prompt through SmolLM2's ChatML template, character for character. The missing
+# spaces after "query." are REARANK's original wording (the released checkpoint saw them).
+REARANK_RENDERED = (
+    "<|im_start|>system\nYou are DeepRerank, an intelligent assistant that can rank passages based on their "
+    "relevancy to the search query. You first thinks about the reasoning process in the mind and then provides "
+    "the user with the answer.<|im_end|>\n"
+    "<|im_start|>user\nI will provide you with passages, each indicated by number identifier []. Rank the "
+    "passages based on their relevance to the search query.Search Query: what is a cat. \nRank the 2 passages "
+    "above based on their relevance to the search query.The passages should be listed in descending order using "
+    "identifiers. The most relevant passages should be listed first. The output format should be "
+    "<answer> [] > [] </answer>, e.g., <answer> [1] > [2] </answer>.<|im_end|>\n"
+    "<|im_start|>assistant\nOkay, please provide the passages.<|im_end|>\n"
+    "<|im_start|>user\n[1] A cat is a small feline. It purrs.<|im_end|>\n"
+    "<|im_start|>assistant\nReceived passage [1].<|im_end|>\n"
+    "<|im_start|>user\n[2] Cars have wheels.<|im_end|>\n"
+    "<|im_start|>assistant\nReceived passage [2].<|im_end|>\n"
+    '<|im_start|>user\nPlease rank these passages according to their relevance to the search query: "what is a '
+    'cat"\nFollow these steps exactly:\n1. First, within <think> tags, analyze EACH passage individually:\n'
+    "- Evaluate how well it addresses the query\n- Note specific relevant information or keywords\n\n"
+    "2. Then, within <answer> tags, provide ONLY the final ranking in descending order of relevance using the "
+    "format: [X] > [Y] > [Z]<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+COMPACT_RENDERED = (
+    "<|im_start|>system\nYou rank passages by how well they answer a search query.<|im_end|>\n"
+    "<|im_start|>user\nQuery: what is a cat\n\n[1] A cat is a small feline. It purrs.\n[2] Cars have wheels.\n\n"
+    "Rank the 2 passages above from most to least relevant to the query. Answer only with "
+    "<answer>[2] > [1] > ...</answer>.<|im_end|>\n"
+    "<|im_start|>assistant\n<answer>["
+)
+
+# Pinned on purpose: a change to a bundled prompt must be a visible, deliberate edit here too.
+PINNED_HASHES = {"rearank": "b8d9d68d7a4b", "rankgpt": "9160065d90c3", "compact": "c86b1aea38cc"}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from rearank_kit.models import prepare_bundled_model
+
+    return AutoTokenizer.from_pretrained(prepare_bundled_model(quiet=True))
+
+
+def test_rearank_rendered_through_bundled_chat_template(tokenizer):
+    assert load_template("rearank").render(tokenizer, QUERY, PASSAGES) == REARANK_RENDERED
+
+
+def test_compact_rendered_inline_and_ends_with_prefill(tokenizer):
+    compact = load_template("compact")
+    assert compact.prefill == "<answer>["
+    assert compact.render(tokenizer, QUERY, PASSAGES) == COMPACT_RENDERED
+
+
+def test_rearank_messages_pinned():
+    msgs = load_template("rearank").messages(QUERY, PASSAGES)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[0]["content"].startswith("You are DeepRerank")
+    assert "Search Query: what is a cat. \nRank the 2 passages" in msgs[1]["content"]
+    assert msgs[2:7] == [
+        {"role": "assistant", "content": "Okay, please provide the passages."},
+        {"role": "user", "content": "[1] A cat is a small feline. It purrs."},
+        {"role": "assistant", "content": "Received passage [1]."},
+        {"role": "user", "content": "[2] Cars have wheels."},
+        {"role": "assistant", "content": "Received passage [2]."},
+    ]
+    assert msgs[7]["content"].startswith('Please rank these passages according to their relevance to the search query: "what is a cat"\n')
+    assert msgs[7]["content"].endswith("using the format: [X] > [Y] > [Z]")
+
+
+def test_compact_messages_inline():
+    msgs = load_template("compact").messages(QUERY, PASSAGES)
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    assert "\n\n[1] A cat is a small feline. It purrs.\n[2] Cars have wheels.\n\n" in msgs[1]["content"]
+
+
+@pytest.mark.parametrize(("name", "limit"), [("rearank", 400), ("rankgpt", 300), ("compact", 300)])
+def test_passages_whitespace_collapsed_and_cut(name, limit):
+    template = load_template(name)
+    assert template.max_passage_chars == limit
+    long = "word \t\n " * 200  # 1600 characters, 200 words once collapsed
+    msgs = template.messages(QUERY, [long])
+    expected = "[1] " + ("word " * 200).strip()[:limit]
+    text = "\n".join(m["content"] for m in msgs)
+    assert expected in text
+    assert "[1] " + ("word " * 200).strip()[: limit + 1] not in text
+    assert clean_passage("  a \n\n b\tc  ", 100) == "a b c"
+
+
+def test_literal_braces_in_query_and_passages_survive():
+    msgs = load_template("compact").messages("json {query} {x}", ["a {text} b"])
+    assert "Query: json {query} {x}" in msgs[1]["content"]
+    assert "[1] a {text} b" in msgs[1]["content"]
+
+
+def test_template_hash_stable_and_sensitive():
+    assert set(available_templates()) >= set(PINNED_HASHES)
+    for name, digest in PINNED_HASHES.items():
+        assert load_template(name).hash == digest
+        assert load_template(name).hash == load_template(name).hash
+    base = load_template("rearank")
+    for field in ("system", "final_user", "passage", "prefill", "version"):
+        changed = dataclasses.replace(base, **{field: getattr(base, field) + " "})
+        assert changed.hash != base.hash, field
+    assert dataclasses.replace(base, max_passage_chars=300).hash != base.hash
+    assert base.label == f"rearank@1#{base.hash}"
+
+
+def test_load_template_accepts_object_and_path(tmp_path):
+    base = load_template("compact")
+    assert load_template(base) is base
+    path = tmp_path / "mine.toml"
+    path.write_text((TEMPLATE_DIR / "compact.toml").read_text().replace('"compact"', '"mine"'))
+    mine = load_template(path)
+    assert isinstance(mine, PromptTemplate) and mine.name == "mine"
+
+
+GOOD = """name = "t"
+version = "1"
+max_passage_chars = 100
+passage_style = "inline"
+passage = "[{index}] {text}"
+final_user = "Query: {query}\\n{passages}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD + 'colour = "blue"\n', "unknown template field(s) colour"),
+        (GOOD.replace('version = "1"\n', ""), "missing template field(s) version"),
+        (GOOD.replace('"inline"', '"sideways"'), "passage_style must be 'turns' or 'inline'"),
+        (GOOD.replace("{passages}", ""), "needs '{passages}'"),
+        (GOOD.replace("{text}", "text"), "needs a '{text}' placeholder"),
+        (GOOD.replace("100", "0"), "max_passage_chars must be a positive integer"),
+        (GOOD + "system = 3\n", "field 'system' must be a string"),
+        ("name = [unclosed", "invalid TOML"),
+    ],
+)
+def test_bad_template_files_name_the_file(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(KitError) as info:
+        load_template(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_good_template_file_loads(tmp_path):
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    t = load_template(path)
+    assert t.messages("q", ["p"]) == [{"role": "user", "content": "Query: q\n[1] p"}]
+
+
+def test_unknown_template_name_lists_bundled():
+    with pytest.raises(KitError, match="bundled: .*compact"):
+        load_template("no-such-template")

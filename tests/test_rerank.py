@@ -1,0 +1,253 @@
+"""Sliding windows, batching across queries, traces and resume.
+
+A scripted backend (it ranks by a score hidden in each passage's text) checks the bookkeeping
+only: which windows are asked, in what order, how results are written back. Everything about
+real generation is checked with the bundled model (the ``slow`` tests).
+"""
+
+import json
+import re
+
+import pytest
+
+from rearank_kit.backends import Generation
+from rearank_kit.data import Candidate, Query, Ranking, load_benchmark
+from rearank_kit.errors import KitError
+from rearank_kit.files import iter_jsonl
+from rearank_kit.rerank import RerankConfig, rerank, rerank_one, window_positions
+
+# --- window arithmetic --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("k", "window", "step", "expected"),
+    [
+        (100, 20, 10, [(80, 100), (70, 90), (60, 80), (50, 70), (40, 60), (30, 50), (20, 40), (10, 30), (0, 20)]),
+        (20, 20, 10, [(0, 20)]),
+        (7, 20, 10, [(0, 7)]),  # fewer candidates than the window: one window over all of them
+        (1, 20, 10, [(0, 1)]),
+        (0, 20, 10, []),
+        (21, 20, 10, [(1, 21), (0, 11)]),
+        (25, 20, 10, [(5, 25), (0, 15)]),  # not a multiple of the step: the top still gets a window
+        (95, 20, 10, [(75, 95), (65, 85), (55, 75), (45, 65), (35, 55), (25, 45), (15, 35), (5, 25), (0, 15)]),
+        (40, 20, 20, [(20, 40), (0, 20)]),  # step == window: no overlap
+        (10, 4, 3, [(6, 10), (3, 7), (0, 4)]),
+        (5, 2, 1, [(3, 5), (2, 4), (1, 3), (0, 2)]),
+    ],
+)
+def test_window_positions(k, window, step, expected):
+    assert window_positions(k, window, step) == expected
+
+
+def test_window_positions_cover_every_position_and_end_at_top():
+    for k in range(1, 60):
+        for window, step in [(20, 10), (5, 2), (7, 7), (3, 1)]:
+            positions = window_positions(k, window, step)
+            assert positions[-1][0] == 0
+            assert set().union(*(range(s, e) for s, e in positions)) == set(range(k))
+            assert all(0 < e - s <= window for s, e in positions)
+
+
+def test_window_positions_rejects_nonsense():
+    with pytest.raises(ValueError):
+        window_positions(10, 0, 1)
+    with pytest.raises(ValueError):
+        window_positions(10, 5, 0)
+
+
+def test_config_defaults_follow_the_template():
+    assert RerankConfig(template="rearank").resolved().max_new_tokens == 2048
+    assert RerankConfig(template="compact").resolved().max_new_tokens == 128
+    assert RerankConfig(template="rankgpt", max_new_tokens=64).resolved().max_new_tokens == 64
+    for bad in [dict(window=1), dict(step=0), dict(step=21), dict(top_k=0), dict(mode="parallel")]:
+        with pytest.raises(KitError):
+            RerankConfig(template="compact", **bad).resolved()
+
+
+# --- a scripted backend for the bookkeeping -----------------------------------------------------
+
+
+class ScoreBackend:
+    """Ranks the passages of a compact-template prompt by the ``score=N`` in their text."""
+
+    name = "scripted"
+    model_id = "scripted-by-score"
+
+    def __init__(self, fail_after=None):
+        self.calls = []  # number of conversations per generate() call
+        self.fail_after = fail_after
+
+    def generate(self, conversations, config, prefill=None):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C during this call
+        self.calls.append(len(conversations))
+        outs = []
+        for conv in conversations:
+            scores = [int(s) for s in re.findall(r"^\[\d+\] \S+ score=(\d+)", conv[-1]["content"], re.M)]
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])
+            answer = " > ".join(f"[{i + 1}]" for i in order)
+            outs.append(Generation((prefill or "") + answer[1:] + "</answer>", 100, len(order) * 4, "stop"))
+        return outs
+
+
+def make_ranking(qid, scores):
+    """Candidates in first-stage order; ``score=`` is the hidden relevance the backend sorts by."""
+    cands = [Candidate(f"{qid}-d{i}", f"p{i} score={s}", rank=i + 1) for i, s in enumerate(scores)]
+    return Ranking(Query(qid, f"query {qid}"), cands)
+
+
+CONFIG = RerankConfig(top_k=30, window=10, step=5, template="compact", max_new_tokens=16)
+
+
+def test_best_passage_bubbles_from_the_bottom_to_the_top():
+    scores = [0] * 29 + [99]  # the only relevant passage is last of the top 30
+    [result] = rerank([make_ranking("q", scores)], ScoreBackend(), CONFIG, progress=False)
+    assert result.docids[0] == "q-d29"
+    assert sorted(result.docids) == sorted(f"q-d{i}" for i in range(30))
+
+
+def test_batched_calls_one_per_window_position_and_short_queries():
+    rankings = [
+        make_ranking("long", list(range(35))),  # 35 candidates: 30 reranked, 5 kept below in order
+        make_ranking("five", [1, 5, 3, 2, 4]),
+        make_ranking("one", [7]),
+        make_ranking("none", []),
+    ]
+    backend = ScoreBackend()
+    results = rerank(rankings, backend, CONFIG, progress=False)
+    # long: 5 windows; five: 1 window, asked together with long's first window; one/none: no call.
+    assert backend.calls == [2, 1, 1, 1, 1]
+    assert [r.query.qid for r in results] == ["long", "five", "one", "none"]
+    assert results[0].docids[:3] == ["long-d29", "long-d28", "long-d27"]  # top of the reranked 30
+    assert results[0].docids[30:] == [f"long-d{i}" for i in range(30, 35)]  # tail untouched
+    assert results[1].docids == ["five-d1", "five-d4", "five-d2", "five-d3", "five-d0"]
+    assert results[2].docids == ["one-d0"] and results[3].candidates == []
+    seq = ScoreBackend()
+    sequential = rerank(rankings, seq, RerankConfig(**{**CONFIG.to_dict(), "stop": None, "mode": "sequential"}),
+                        progress=False)  # fmt: skip
+    assert seq.calls == [1] * 6
+    assert [r.docids for r in sequential] == [r.docids for r in results]
+
+
+def test_traces_and_logs(tmp_path):
+    rankings = [make_ranking("a", list(range(12))), make_ranking("b", [3, 1, 2])]
+    rerank(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False)
+    traces = list(iter_jsonl(tmp_path / "traces.jsonl"))
+    assert [(t["qid"], t["window"]) for t in traces] == [("a", [2, 12]), ("b", [0, 3]), ("a", [0, 7])]
+    required = {"qid", "window", "docids", "output", "order", "diagnostics", "prompt_tokens", "output_tokens",
+                "seconds", "model", "template", "template_hash"}  # fmt: skip
+    assert all(required <= set(t) for t in traces)
+    assert traces[1]["docids"] == ["b-d0", "b-d1", "b-d2"] and traces[1]["order"] == [0, 2, 1]
+    assert traces[0]["model"] == "scripted-by-score" and traces[0]["template"] == "compact"
+    logged = [r["query"]["qid"] for r in iter_jsonl(tmp_path / "rankings.jsonl")]
+    assert logged == ["a", "b"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["kind"] == "rerank" and manifest["template_hash"] == traces[0]["template_hash"]
+    assert manifest["config"]["window"] == 10 and manifest["config"]["max_new_tokens"] == 16
+
+
+def test_interrupt_then_resume_gives_the_same_result(tmp_path):
+    rankings = [make_ranking(f"q{i}", [(7 * i + 3 * j) % 11 for j in range(25)]) for i in range(4)]
+    config = RerankConfig(**{**CONFIG.to_dict(), "stop": None, "group_size": 1})
+    expected = rerank(rankings, ScoreBackend(), config, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # 4 windows per query: stops inside the third query
+        rerank(rankings, ScoreBackend(fail_after=9), config, tmp_path, progress=False)
+    assert len(list(iter_jsonl(tmp_path / "rankings.jsonl"))) == 2
+    backend = ScoreBackend()
+    resumed = rerank(rankings, backend, config, tmp_path, progress=False)
+    assert len(backend.calls) == 8  # only the two unfinished queries
+    assert [r.docids for r in resumed] == [r.docids for r in expected]
+    traces = list(iter_jsonl(tmp_path / "traces.jsonl"))
+    assert len(traces) == 16 and len({(t["qid"], tuple(t["window"])) for t in traces}) == 16
+
+
+def test_resume_refuses_a_different_setup_but_allows_other_batching(tmp_path):
+    rankings = [make_ranking("a", list(range(12)))]
+    rerank(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False)
+    for change in [dict(window=8), dict(max_new_tokens=32), dict(template="rankgpt"), dict(seed=1)]:
+        with pytest.raises(KitError, match="made differently"):
+            rerank(rankings, ScoreBackend(), RerankConfig(**{**CONFIG.to_dict(), "stop": None, **change}), tmp_path,
+                   progress=False)  # fmt: skip
+    other = ScoreBackend()
+    other.model_id = "another-model"
+    with pytest.raises(KitError, match="model"):
+        rerank(rankings, other, CONFIG, tmp_path, progress=False)
+    backend = ScoreBackend()
+    same = RerankConfig(**{**CONFIG.to_dict(), "stop": None, "mode": "sequential", "batch_size": 2})
+    rerank(rankings, backend, same, tmp_path, progress=False)
+    assert backend.calls == []  # everything was finished already
+
+
+def test_resume_survives_a_torn_log_line(tmp_path):
+    rankings = [make_ranking("a", list(range(12))), make_ranking("b", list(range(12)))]
+    config = RerankConfig(**{**CONFIG.to_dict(), "stop": None, "group_size": 1})
+    expected = rerank(rankings, ScoreBackend(), config, tmp_path, progress=False)
+    log = tmp_path / "rankings.jsonl"
+    first, second = log.read_text().splitlines(keepends=True)
+    log.write_text(first + second[: len(second) // 2])  # the interrupt cut the last write
+    backend = ScoreBackend()
+    again = rerank(rankings, backend, config, tmp_path, progress=False)
+    assert len(backend.calls) == 2 and [r.docids for r in again] == [r.docids for r in expected]
+    assert [r["query"]["qid"] for r in iter_jsonl(log)] == ["a", "b"]
+
+
+# --- the bundled model --------------------------------------------------------------------------
+
+
+def small_benchmark(n):
+    """A few real queries: dl19 when ../shared/data is there, else the kit's own sample."""
+    for name in ("dl19", "sample"):
+        try:
+            return load_benchmark(name, top_k=10).head(n)
+        except KitError:
+            continue
+    pytest.skip("neither dl19 (../shared/data or $REARANK_KIT_DATA) nor data/sample is available")
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    from rearank_kit.backends import load_backend
+
+    with load_backend("hf", model="smollm2-135m") as backend:
+        yield backend
+
+
+# 10 candidates in windows of 5, step 3: three overlapping windows per query, short replies.
+REAL = RerankConfig(top_k=10, window=5, step=3, template="compact", max_new_tokens=32, batch_size=4)
+
+
+@pytest.mark.slow
+def test_batched_equals_sequential_with_the_bundled_model(bundled, tmp_path):
+    bench = small_benchmark(2)
+    batched = rerank(bench, bundled, REAL, tmp_path / "batched", progress=False)
+    sequential = rerank(bench, bundled, RerankConfig(**{**REAL.to_dict(), "stop": None, "mode": "sequential"}),
+                        tmp_path / "sequential", progress=False)  # fmt: skip
+    assert [r.docids for r in batched] == [r.docids for r in sequential]
+    b = [(t["qid"], t["window"], t["output"]) for t in iter_jsonl(tmp_path / "batched" / "traces.jsonl")]
+    s = [(t["qid"], t["window"], t["output"]) for t in iter_jsonl(tmp_path / "sequential" / "traces.jsonl")]
+    assert sorted(b) == sorted(s) and len(b) == 3 * len(bench.rankings)
+    assert all(out.startswith("<answer>[") for _, _, out in b)  # the compact prefill is in the text
+
+
+@pytest.mark.slow
+def test_resume_with_the_bundled_model_reproduces_the_run(bundled, tmp_path):
+    from rearank_kit.data import format_run
+
+    bench = small_benchmark(2)
+    full = rerank(bench, bundled, REAL, tmp_path, progress=False)
+    log = tmp_path / "rankings.jsonl"
+    log.write_text(log.read_text().splitlines(keepends=True)[0])  # as if stopped after query 1
+    resumed = rerank(bench, bundled, REAL, tmp_path, progress=False)
+    assert format_run(resumed) == format_run(full)
+    traces = list(iter_jsonl(tmp_path / "traces.jsonl"))
+    assert len(traces) == 6  # the redone query's calls are not counted twice
+
+
+@pytest.mark.slow
+def test_rerank_one_returns_output_and_permutation(bundled):
+    result = rerank_one("what is a cat", ["Cars have four wheels.", "A cat is a small domesticated feline."],
+                        bundled, template="compact", max_new_tokens=16)  # fmt: skip
+    assert result.output.startswith("<answer>[")
+    assert sorted(result.order) == [0, 1]
+    assert sorted(result.passages) == sorted(["Cars have four wheels.", "A cat is a small domesticated feline."])
+    assert result.messages[-1]["role"] == "user" and result.generation.output_tokens <= 16
