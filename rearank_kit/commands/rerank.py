@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step", type=int, default=10, help="window stride, bottom to top (default: 10)")
     p.add_argument("--queries", type=int, help="only the first N queries (smoke runs)")
     p.add_argument("--max-new-tokens", type=int, help="generation limit (default: 2048 for reasoning templates, else 128)")
-    p.add_argument("--batch-size", type=int, default=8, help="conversations per forward pass (hf backend; default: 8)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="conversations per forward pass (hf backend; default: 8 on a GPU, 1 on a CPU)")
     p.add_argument("--group-size", type=int, default=32, help="queries reranked together in batched mode (default: 32)")
     p.add_argument("--sequential", action="store_true", help="query by query, window by window (the paper's loop)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -175,10 +176,18 @@ def run(args: argparse.Namespace) -> int:
     from rearank_kit.models import default_template
     from rearank_kit.rerank import RerankConfig
 
+    batch_size = args.batch_size
+    if batch_size is None:
+        # On a CPU the hf backend is prefill-bound and left-padded batches take a slow masked
+        # attention path: measured here, 8 dl19 windows took 8x longer in one batch of 8 than
+        # one by one (BENCHMARKS.md). Batches pay off on GPUs and in vLLM, which pads nothing.
+        from rearank_kit.notebook import has_cuda
+
+        batch_size = 1 if args.backend == "hf" and not has_cuda() else 8
     config = RerankConfig(
         top_k=args.top_k, window=args.window, step=args.step, template=args.template or default_template(args.model),
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
-        batch_size=args.batch_size, group_size=args.group_size, mode="sequential" if args.sequential else "batched",
+        batch_size=batch_size, group_size=args.group_size, mode="sequential" if args.sequential else "batched",
     )  # fmt: skip
     summary = execute(args.data, args.out, config, model=args.model, backend=args.backend, queries=args.queries,
                       base_url=args.base_url, measures=args.measures, overwrite=args.overwrite,
