@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from rearank_kit.rerank import RerankConfig
 
     # 20 candidates in one window of 20: one model call per query, ~1 minute on 2 CPU cores.
-    config = RerankConfig(top_k=20, window=20, step=10, template=TEMPLATE)
+    # batch_size 1: on a CPU the hf backend is faster one window at a time (see commands/rerank.py)
+    config = RerankConfig(top_k=20, window=20, step=10, template=TEMPLATE, batch_size=1)
     out = Path(args.out)
     summary = execute(SAMPLE, out, config, model=MODEL, backend="hf", queries=args.queries,
                       measures="nDCG@10", overwrite=args.overwrite, progress=not args.no_progress)  # fmt: skip
