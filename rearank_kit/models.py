@@ -243,8 +243,8 @@ def resolve_model(name_or_path: str | os.PathLike, prepare: bool = True) -> tupl
         return preset, preset.source
     path = Path(name_or_path).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise KitError(f"{path}: not a model folder (no config.json)")
+        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
+            raise KitError(f"{path}: not a model folder (no config.json) nor a LoRA adapter (no adapter_config.json)")
         return None, str(path)
     text = str(name_or_path)
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
@@ -319,6 +319,9 @@ def load_hf_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _, source = resolve_model(name_or_path)
+    adapter = Path(source) / "adapter_config.json"
+    if adapter.is_file():
+        return _load_adapter(Path(source), device, dtype, attn_implementation)
     device = resolve_device(device)
     if dtype is None:
         dtype = torch.float32 if device == "cpu" else torch.bfloat16
@@ -351,6 +354,27 @@ def load_hf_model(
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def _load_adapter(folder: Path, device: str, dtype: Any, attn_implementation: str | None) -> tuple[Any, Any]:
+    """A LoRA adapter (what ``rearank-kit train`` saves): its base model with the adapter merged in,
+    so that every backend sees an ordinary model. The base is the one the adapter records."""
+    import json
+
+    from peft import PeftModel
+
+    base = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    manifest = folder / "manifest.json"
+    if (not base or not Path(base).exists()) and manifest.is_file():
+        # The adapter records the base's folder on the machine that trained it; the run's manifest
+        # records the preset name, which resolves anywhere.
+        base = json.loads(manifest.read_text(encoding="utf-8")).get("model") or base
+    if not base:
+        raise KitError(f"{folder / 'adapter_config.json'}: no base_model_name_or_path")
+    model, tokenizer = load_hf_model(base, device=device, dtype=dtype, attn_implementation=attn_implementation)
+    model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
     model.eval()
     return model, tokenizer
 

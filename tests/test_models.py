@@ -169,3 +169,31 @@ def test_load_bundled_model_for_inference():
         [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
     )
     assert text.endswith("<|im_start|>assistant\n")
+
+
+@pytest.mark.slow
+def test_a_trained_lora_adapter_loads_as_a_model(tmp_path):
+    """`rearank-kit train` saves a LoRA adapter; backends load it merged into its base."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from rearank_kit.models import load_hf_model
+
+    base, tok = load_hf_model("smollm2-135m")
+    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+    adapter_dir = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter_dir)
+    # What a run folder holds beside the adapter: the preset name of the base model.
+    (adapter_dir / "manifest.json").write_text(json.dumps({"model": "smollm2-135m"}))
+    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = "/machine/that/trained/it"  # gone here: the manifest is used
+    (adapter_dir / "adapter_config.json").write_text(json.dumps(cfg))
+
+    merged, _ = load_hf_model(adapter_dir)
+    fresh, _ = load_hf_model("smollm2-135m")
+    ids = tok("ranking passages", return_tensors="pt").input_ids
+    with torch.inference_mode():
+        assert not torch.allclose(merged(ids).logits, fresh(ids).logits)  # the adapter changed the model
+    assert not any("lora" in name for name, _ in merged.named_parameters())  # merged, a plain model
