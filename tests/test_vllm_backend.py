@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from rearank_kit.backends import GenerationConfig, load_backend
-from rearank_kit.errors import KitError
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -58,23 +60,50 @@ def hf_texts():
         torch.set_num_threads(before)
 
 
+# vLLM runs in a fresh interpreter: its CPU platform scans every loaded module when it starts and
+# trips over llvmlite objects that other tests' imports (bm25s -> numba) leave in this process.
+_VLLM_SCRIPT = """
+import json, sys
+from rearank_kit.backends import GenerationConfig, load_backend
+from rearank_kit.errors import KitError
+conversations, prefill = json.loads(sys.stdin.read())
+report = {}
+backend = load_backend("vllm", model="smollm2-135m")
+with backend:
+    outs = backend.generate(conversations, GenerationConfig(max_new_tokens=48), prefill=prefill)
+    report["outs"] = [o.to_dict() for o in outs]
+    report["count"] = backend.count_tokens(conversations[0], prefill)
+    short = backend.generate(conversations[:1], GenerationConfig(max_new_tokens=2), prefill=prefill)[0]
+    report["short"] = short.to_dict()
+    sampled = GenerationConfig(max_new_tokens=8, temperature=1.0, top_k=50, seed=3)
+    a = backend.generate(conversations[:2], sampled)
+    b = backend.generate(conversations[:2], sampled)
+    report["sampled_repeat"] = [o.to_dict() for o in a] == [o.to_dict() for o in b]
+report["closed"] = backend.llm is None
+try:
+    backend.generate(conversations[:1])
+    report["after_close"] = "no error"
+except KitError as exc:
+    report["after_close"] = str(exc)
+print("REPORT" + json.dumps(report))
+"""
+
+
 def test_vllm_greedy_equals_hf(hf_texts):
     _vllm_or_skip()
-    config = GenerationConfig(max_new_tokens=48)
-    backend = load_backend("vllm", model="smollm2-135m")
-    with backend:
-        outs = backend.generate(CONVERSATIONS, config, prefill=PREFILL)
-        assert [g.text for g in outs] == [g.text for g in hf_texts]
-        assert [g.prompt_tokens for g in outs] == [g.prompt_tokens for g in hf_texts]
-        assert [g.output_tokens for g in outs] == [g.output_tokens for g in hf_texts]
-        assert [g.finish_reason for g in outs] == [g.finish_reason for g in hf_texts]
-        assert backend.count_tokens(CONVERSATIONS[0], PREFILL) == outs[0].prompt_tokens
-
-        short = backend.generate(CONVERSATIONS[:1], GenerationConfig(max_new_tokens=2), prefill=PREFILL)[0]
-        assert short.finish_reason == "length" and short.output_tokens == 2
-
-        sampled = GenerationConfig(max_new_tokens=8, temperature=1.0, top_k=50, seed=3)
-        assert backend.generate(CONVERSATIONS[:2], sampled) == backend.generate(CONVERSATIONS[:2], sampled)
-    assert backend.llm is None
-    with pytest.raises(KitError, match="closed"):
-        backend.generate(CONVERSATIONS[:1])
+    proc = subprocess.run(
+        [sys.executable, "-c", _VLLM_SCRIPT], input=json.dumps([CONVERSATIONS, PREFILL]),
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout.split("REPORT", 1)[1])
+    outs = report["outs"]
+    assert [g["text"] for g in outs] == [g.text for g in hf_texts]
+    assert [g["prompt_tokens"] for g in outs] == [g.prompt_tokens for g in hf_texts]
+    assert [g["output_tokens"] for g in outs] == [g.output_tokens for g in hf_texts]
+    assert [g["finish_reason"] for g in outs] == [g.finish_reason for g in hf_texts]
+    assert report["count"] == outs[0]["prompt_tokens"]
+    assert report["short"]["finish_reason"] == "length" and report["short"]["output_tokens"] == 2
+    assert report["sampled_repeat"] is True  # seeded sampling repeats
+    assert report["closed"] is True
+    assert "closed" in report["after_close"]

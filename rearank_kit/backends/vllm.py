@@ -88,6 +88,16 @@ class VLLMBackend(Backend):
             )
         except (OSError, ValueError) as exc:
             raise KitError(f"vLLM could not load model {source}: {exc}") from exc
+        except AttributeError as exc:
+            if "_lib_fn_wrapper" not in str(exc):
+                raise
+            # vLLM 0.31's CPU platform rebinds kernels by scanning every loaded module and trips
+            # over llvmlite's function wrappers, which numba (imported by bm25s) brings in.
+            raise KitError(
+                "vLLM cannot start in a process that has already imported numba/llvmlite (bm25s does): "
+                "start vLLM before BM25 retrieval, in a fresh process or notebook kernel, or serve the "
+                "model with `vllm serve` and use the openai backend"
+            ) from exc
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
 
