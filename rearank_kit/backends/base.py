@@ -136,14 +136,23 @@ class Backend(ABC):
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id
 
-    @abstractmethod
     def generate(
         self,
         conversations: Sequence[Conversation],
         config: GenerationConfig | None = None,
         prefill: str | None = None,
     ) -> list[Generation]:
-        """One Generation per conversation, in input order."""
+        """One Generation per conversation, in input order (``prefill`` starts every reply)."""
+        conversations = validate_conversations(conversations)
+        if not conversations:
+            return []
+        return self._generate(conversations, config or GenerationConfig(), prefill)
+
+    @abstractmethod
+    def _generate(
+        self, conversations: list[Conversation], config: GenerationConfig, prefill: str | None
+    ) -> list[Generation]:
+        """The backend's own work, on validated, non-empty conversations."""
 
     def count_tokens(self, conversation: Conversation, prefill: str | None = None) -> int:
         """Prompt length in tokens, for backends that hold a tokenizer."""

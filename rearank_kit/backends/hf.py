@@ -18,7 +18,6 @@ for the cores (seen on the 2-core reference machine: 72 s with 2 threads versus 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from rearank_kit.backends.base import (
@@ -28,7 +27,6 @@ from rearank_kit.backends.base import (
     GenerationConfig,
     cut_at_stop,
     render_chat,
-    validate_conversations,
 )
 
 
@@ -107,18 +105,11 @@ class HFBackend(Backend):
             kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
         return kwargs
 
-    def generate(
-        self,
-        conversations: Sequence[Conversation],
-        config: GenerationConfig | None = None,
-        prefill: str | None = None,
+    def _generate(
+        self, conversations: list[Conversation], config: GenerationConfig, prefill: str | None
     ) -> list[Generation]:
         import torch
 
-        config = config or GenerationConfig()
-        conversations = validate_conversations(conversations)
-        if not conversations:
-            return []
         encoded = [self.encode(conv, prefill) for conv in conversations]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         eos_ids = self._eos_ids()

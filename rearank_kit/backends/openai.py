@@ -31,7 +31,6 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,7 +42,6 @@ from rearank_kit.backends.base import (
     GenerationConfig,
     cut_at_stop,
     render_chat,
-    validate_conversations,
 )
 from rearank_kit.errors import KitError
 
@@ -203,16 +201,9 @@ class OpenAIBackend(Backend):
             stacklevel=3,
         )
 
-    def generate(
-        self,
-        conversations: Sequence[Conversation],
-        config: GenerationConfig | None = None,
-        prefill: str | None = None,
+    def _generate(
+        self, conversations: list[Conversation], config: GenerationConfig, prefill: str | None
     ) -> list[Generation]:
-        config = config or GenerationConfig()
-        conversations = validate_conversations(conversations)
-        if not conversations:
-            return []
         if prefill and self.prefill_mode == "auto" and len(conversations) > 1:
             # Settle the prefill mode on one request before sending the others concurrently.
             first = [self._one(conversations[0], config, prefill, 0)]

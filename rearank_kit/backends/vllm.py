@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Sequence
 from typing import Any
 
 from rearank_kit._optional import require
@@ -24,7 +23,6 @@ from rearank_kit.backends.base import (
     Generation,
     GenerationConfig,
     render_chat,
-    validate_conversations,
 )
 from rearank_kit.errors import KitError
 
@@ -128,18 +126,11 @@ class VLLMBackend(Backend):
             )
         return self._vllm.SamplingParams(**params)
 
-    def generate(
-        self,
-        conversations: Sequence[Conversation],
-        config: GenerationConfig | None = None,
-        prefill: str | None = None,
+    def _generate(
+        self, conversations: list[Conversation], config: GenerationConfig, prefill: str | None
     ) -> list[Generation]:
         if getattr(self, "llm", None) is None:
             raise KitError("this vllm backend was closed")
-        config = config or GenerationConfig()
-        conversations = validate_conversations(conversations)
-        if not conversations:
-            return []
         prompts = [{"prompt_token_ids": self.encode(conv, prefill)} for conv in conversations]
         params = [self._sampling_params(config, i) for i in range(len(prompts))]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)

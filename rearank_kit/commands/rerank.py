@@ -181,9 +181,9 @@ def run(args: argparse.Namespace) -> int:
         # On a CPU the hf backend is prefill-bound and left-padded batches take a slow masked
         # attention path: measured here, 8 dl19 windows took 8x longer in one batch of 8 than
         # one by one (BENCHMARKS.md). Batches pay off on GPUs and in vLLM, which pads nothing.
-        from rearank_kit.notebook import has_cuda
+        from rearank_kit.models import resolve_device
 
-        batch_size = 1 if args.backend == "hf" and not has_cuda() else 8
+        batch_size = 1 if args.backend == "hf" and resolve_device("auto") == "cpu" else 8
     config = RerankConfig(
         top_k=args.top_k, window=args.window, step=args.step, template=args.template or default_template(args.model),
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
