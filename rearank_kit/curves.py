@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rearank_kit.errors import DataError, KitError
+from rearank_kit.files import read_jsonl
 
 TEXT_COLUMNS = ("warnings",)  # kept as they are; every other value is made a number (junk -> NaN)
 _COMPONENT = re.compile(r"^rewards/(.+)/mean$")
@@ -72,30 +73,10 @@ def _frame(records: Iterable[tuple[str, dict]]) -> pd.DataFrame:
 
 
 def read_metrics_jsonl(path: str | os.PathLike) -> pd.DataFrame:
-    """The kit's ``metrics.jsonl`` as a DataFrame indexed by step."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    numbered = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
-    records, torn = [], False
-    for position, (number, line) in enumerate(numbered):
-        try:
-            rec = json.loads(line)
-            problem = None if isinstance(rec, dict) else f"expected a JSON object, got {type(rec).__name__}"
-        except json.JSONDecodeError as exc:
-            problem = f"invalid JSON ({exc.msg}); only a torn last line is skipped"
-        if problem and position == len(numbered) - 1:
-            torn = True  # the last line, cut by an interrupt
-        elif problem:
-            raise DataError(f"{path}:{number}: {problem}")
-        else:
-            records.append((f"{path}:{number}", rec))
-    df = _frame(records)
-    df.attrs.update(source=str(path), torn_tail=torn)
+    """The kit's ``metrics.jsonl`` as a DataFrame indexed by step (a torn last line is skipped)."""
+    log = read_jsonl(path)
+    df = _frame((f"{log.path}:{number}", rec) for number, rec in log.numbered())
+    df.attrs.update(source=str(log.path), torn_tail=log.torn_tail)
     return df
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rearank_kit.errors import DataError, KitError
-from rearank_kit.files import atomic_write_text
+from rearank_kit.files import atomic_write_text, write_jsonl
 
 Qrels = dict[str, dict[str, int]]  # qid -> docid -> graded relevance
 Run = dict[str, dict[str, float]]  # qid -> docid -> score (higher is better)
@@ -228,8 +228,7 @@ def write_run(rankings: Iterable[Ranking], path: str | os.PathLike, tag: str = "
 
 
 def write_rankings_jsonl(rankings: Iterable[Ranking], path: str | os.PathLike) -> Path:
-    text = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rankings)
-    return atomic_write_text(path, text)
+    return write_jsonl(path, (r.to_dict() for r in rankings))
 
 
 def write_queries(queries: Iterable[Query], path: str | os.PathLike) -> Path:
@@ -242,8 +241,7 @@ def write_qrels(qrels: Qrels, path: str | os.PathLike) -> Path:
 
 
 def write_passages(passages: Mapping[str, str], path: str | os.PathLike) -> Path:
-    text = "".join(json.dumps({"docid": d, "text": t}, ensure_ascii=False) + "\n" for d, t in passages.items())
-    return atomic_write_text(path, text)
+    return write_jsonl(path, ({"docid": d, "text": t} for d, t in passages.items()))
 
 
 # --- benchmarks by name or path -----------------------------------------------------------------

@@ -13,14 +13,16 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
+from rearank_kit.env import env_flag
+
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def smoke() -> bool:
-    """True when ``REARANK_KIT_SMOKE`` is set to 1/true/yes."""
-    return os.environ.get("REARANK_KIT_SMOKE", "").strip().lower() in ("1", "true", "yes")
+    """True when ``REARANK_KIT_SMOKE`` is on (1/true/yes/on; see ``env.env_flag``)."""
+    return env_flag("REARANK_KIT_SMOKE")
 
 
 def pick(full: T, smoke_value: T) -> T:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rearank_kit.env import parse_bool
 from rearank_kit.errors import DataError, KitError
 
 PAPER = "arXiv:2505.20046"
@@ -75,12 +76,11 @@ def paper_results(table=None, *, verified_only: bool = False, path: str | Path |
     except (OSError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
-    truth = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-    flags = df["verified"].astype(str).str.strip().str.lower()
-    bad = ~flags.isin(list(truth))
+    flags = df["verified"].astype(str).map(parse_bool)
+    bad = flags.isna()
     if bad.any():
         raise DataError(f"{path}:{int(bad.idxmax()) + 2}: 'verified' must be true or false")
-    df["verified"] = flags.map(truth).astype(bool)
+    df["verified"] = flags.astype(bool)
     _check(df, path)
     if table is not None:
         df = df[df["table"] == _table_name(table)]

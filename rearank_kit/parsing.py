@@ -18,6 +18,7 @@ trace analysis can tell a clean answer from a repaired one.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -51,13 +52,24 @@ class ParseResult:
     @property
     def complete(self) -> bool:
         """The model ranked every passage exactly once, with no repair needed."""
-        return self.num_valid == self.num and not (self.num_duplicate or self.num_out_of_range)
+        return is_complete(self.diagnostics())
 
     def diagnostics(self) -> dict:
         d = asdict(self)
         d.pop("order")
         d.pop("mentioned")
         return d
+
+
+def is_complete(diagnostics: Mapping) -> bool:
+    """Whether a reply ranked every passage exactly once (no identifier missing, repeated or out
+    of range), from ``ParseResult.diagnostics()`` or the ``diagnostics`` of a trace record."""
+    return (
+        diagnostics.get("num") is not None
+        and diagnostics.get("num_valid") == diagnostics.get("num")
+        and not diagnostics.get("num_duplicate")
+        and not diagnostics.get("num_out_of_range")
+    )
 
 
 def _answer_region(text: str) -> tuple[str, str]:

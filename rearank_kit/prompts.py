@@ -90,11 +90,11 @@ class PromptTemplate:
         return chat
 
     def render(self, tokenizer, query: str, passages: list[str]) -> str:
-        """The prompt string a model sees: the tokenizer's chat template, then the prefill."""
-        text = tokenizer.apply_chat_template(
-            self.messages(query, passages), tokenize=False, add_generation_prompt=True
-        )
-        return text + self.prefill
+        """The prompt string a model sees: the tokenizer's chat template, then the prefill
+        (exactly what the backends send, ``backends.render_chat``)."""
+        from rearank_kit.backends.base import render_chat
+
+        return render_chat(tokenizer, self.messages(query, passages), self.prefill)
 
 
 def _validate(raw: dict, source: str) -> PromptTemplate:

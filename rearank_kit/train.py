@@ -46,8 +46,10 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit._optional import require
+from rearank_kit.backends.base import render_chat
 from rearank_kit.errors import KitError
-from rearank_kit.files import atomic_write_text, iter_jsonl
+from rearank_kit.files import append_jsonl, iter_jsonl, write_jsonl
+from rearank_kit.manifest import check_resumable
 from rearank_kit.train_callbacks import MetricsLogger, RunMonitor, peak_rss_mb
 from rearank_kit.train_presets import (
     TrainConfig,
@@ -134,7 +136,7 @@ def render_prompt(template, tokenizer, query: str, texts: list[str]) -> str | li
 
 def prompt_length(tokenizer, prompt) -> int:
     if not isinstance(prompt, str):
-        prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        prompt = render_chat(tokenizer, prompt)
     return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
 
@@ -179,25 +181,59 @@ def prepare(config: TrainConfig, data_dir: str | os.PathLike, tokenizer=None, la
 
 
 def _trainer_class():
-    """``GRPOTrainer`` with one addition: every completion of a round goes to completions.jsonl.
+    """``GRPOTrainer`` with two additions, written against TRL 1.16.0 and overriding private methods
+    (``tests/test_train.py`` and ``tests/test_shared_prefix.py`` fail when a TRL release changes them):
 
-    TRL keeps the last round's prompts, completions, per-function rewards and advantages in
-    ``self._logs`` (gathered over processes) but writes them only to a rich table, wandb or
-    parquet; this subclass appends them, with the set's qid and set_id, right after scoring.
+    * every completion of a round goes to completions.jsonl. TRL keeps the last round's prompts,
+      completions, per-function rewards and advantages in ``self._logs`` (gathered over
+      processes) but writes them only to a rich table, wandb or parquet, and never with the
+      dataset's other columns; ``_generate_and_score_completions`` is the one place that sees
+      both the inputs (qid, set_id) and the scored completions, so the log is written there;
+    * ``share_prompts``: each distinct prompt is computed once per generation and once per scoring
+      pass instead of once per completion (``shared_prefix.py``), through ``generate`` and
+      ``_get_per_token_logps_and_entropies``, TRL's single entry points for both.
+
     Built in a function so that importing this module does not import TRL's trainer.
     """
     from accelerate.utils import gather_object
     from trl import GRPOTrainer
 
+    from rearank_kit import shared_prefix
     from rearank_kit.rewards import completion_text
 
     class KitGRPOTrainer(GRPOTrainer):
-        def __init__(self, *args, completions_path=None, log_every=1, steps_per_round=1.0, prefill="", **kwargs):
+        def __init__(self, *args, completions_path=None, log_every=1, steps_per_round=1.0, prefill="",
+                     share_prompts=False, **kwargs):
             super().__init__(*args, **kwargs)
             self.kit_completions_path = completions_path
             self.kit_log_every = log_every
             self.kit_steps_per_round = steps_per_round
             self.kit_prefill = prefill
+            self.kit_share_prompts = share_prompts
+            if share_prompts and not self.use_vllm and self.args.cache_implementation is None:
+                model, original = self.model, self.model.generate
+
+                def generate(*a, input_ids=None, attention_mask=None, **kw):
+                    return shared_prefix.shared_generate(model, original, input_ids, attention_mask, **kw)
+
+                model.generate = generate  # TRL calls the unwrapped model's generate (one process)
+
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                               batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                               **multimodal):
+            if not self.kit_share_prompts or compute_aux_loss or any(v is not None for v in multimodal.values()):
+                return super()._get_per_token_logps_and_entropies(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                    compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal)
+            size = batch_size or input_ids.size(0)  # chunks bound the memory peak, as in TRL
+            parts = [shared_prefix.per_token_logps(model, input_ids[i : i + size], attention_mask[i : i + size],
+                                                   logits_to_keep, compute_entropy, self.accelerator.autocast())
+                     for i in range(0, input_ids.size(0), size)]
+            import torch
+
+            logps = torch.cat([p[0] for p in parts])
+            entropies = torch.cat([p[1] for p in parts]) if compute_entropy else None
+            return logps, entropies, None
 
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)
@@ -224,11 +260,7 @@ def _trainer_class():
                     "completion": self.kit_prefill + completion_text(completions[i]),
                     "rewards": parts, "reward": round(total, 6), "advantage": _finite(advantages[i]),
                 })  # fmt: skip
-            path = Path(self.kit_completions_path)
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_jsonl(self.kit_completions_path, *lines)
 
     return KitGRPOTrainer
 
@@ -266,20 +298,12 @@ def last_checkpoint(out: Path) -> Path | None:
 def _truncate_log(path: Path, last_step: int) -> None:
     """Drop records after the checkpoint we resume from: those steps will be run again."""
     if path.is_file():
-        kept = [r for r in iter_jsonl(path) if r.get("step", 0) <= last_step]
-        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+        write_jsonl(path, [r for r in iter_jsonl(path) if r.get("step", 0) <= last_step])
 
 
 def _check_resume_config(out: Path, config: TrainConfig) -> None:
-    manifest = out / "manifest.json"
-    if not manifest.is_file():
-        return
-    before = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
-    now = config_dict(config)
-    changed = sorted(k for k in now if k in before and before[k] != now[k] and k not in RESUMABLE_CHANGES)
-    if changed:
-        diffs = ", ".join(f"{k}: {before[k]!r} -> {now[k]!r}" for k in changed)
-        raise KitError(f"{out}: --resume with different training settings ({diffs}); use a new --out for a new run")
+    check_resumable(out, config_dict(config), kind="train", section="config", ignore=RESUMABLE_CHANGES,
+                    problem="--resume with different training settings", advice="use a new --out for a new run")
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -310,9 +334,6 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
         require(module)
     from trl import GRPOTrainer  # noqa: F401  (fail here, not half-way)
 
-    from rearank_kit import rewards
-    from rearank_kit.manifest import fingerprint_files, write_manifest
-
     out = Path(out)
     checkpoint = last_checkpoint(out)
     if checkpoint and not resume:
@@ -324,16 +345,28 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     elif resume:
         logger.warning("no checkpoint in %s: starting from scratch", out)
 
-    if config.torch_threads:
-        import torch
+    import torch
 
+    threads_before = torch.get_num_threads()
+    if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
+    try:
+        return _train(config, out, data, checkpoint, callbacks, echo)
+    finally:
+        torch.set_num_threads(threads_before)  # a notebook kernel keeps its own setting
+
+
+def _train(config: TrainConfig, out: Path, data, checkpoint: Path | None, callbacks, echo: bool) -> TrainResult:
+    from rearank_kit import rewards
+    from rearank_kit.manifest import fingerprint_files, write_manifest
+
     prepared = prepare(config, data)
     template = prepared.template
     print(f"rearank-kit train: {config.preset}: {prepared.summary()}", file=sys.stderr)
 
     # Reward: weights [0.8, 0.1, 0.1]; the prefill is part of the reply the reward must parse.
-    funcs, weights = rewards.make_reward_funcs(mode=config.reward_mode, lenient=config.lenient, prefill=template.prefill)
+    funcs, weights = rewards.make_reward_funcs(mode=config.reward_mode, lenient=config.lenient, prefill=template.prefill,
+                                               rank_floor=config.rank_reward_floor)
     format_floor = config.format_floor
     if format_floor is None:  # a well-formatted reply that leaves the ranking as it was: r_rank = 0
         format_floor = sum(w for f, w in zip(funcs, weights, strict=True) if f.__name__ != "rank_reward")
@@ -388,12 +421,13 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
         args=args,
         train_dataset=prepared.dataset,
         processing_class=prepared.tokenizer,
-        peft_config=config.lora_config(),
+        peft_config=config.lora_config(num_layers=_num_layers(prepared.model_source)),
         callbacks=[metrics, *(callbacks or [])],
         completions_path=out / "completions.jsonl" if main else None,
         log_every=config.log_completions_every,
         steps_per_round=prepared.plan.steps_per_round,
         prefill=template.prefill,
+        share_prompts=config.share_prompts,
     )
     progress, quiet = _quiet_progress_callback()
     if trainer.pop_callback(progress) is not None:
@@ -412,6 +446,12 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
             "warnings": result.warnings,
         }, **manifest_fields)  # fmt: skip
     return result
+
+
+def _num_layers(source: str) -> int | None:
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(source), "num_hidden_layers", None)
 
 
 def _read_json(path: Path) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rearank_kit.backends import (
+    Backend,
     Generation,
     GenerationConfig,
     cut_at_stop,
@@ -69,6 +70,27 @@ def test_cut_at_stop():
     assert cut_at_stop("abc", None) == ("abc", False)
 
 
+class _NoTokenizer(Backend):
+    name = "remote-only"
+    no_tokenizer_hint = ": give it one"
+
+    def _generate(self, conversations, config, prefill):
+        return []
+
+
+def test_encode_needs_a_tokenizer():
+    with pytest.raises(NotImplementedError, match="the remote-only backend has no tokenizer here: give it one"):
+        _NoTokenizer("m").count_tokens(CONVERSATIONS[1])
+
+
+def test_openai_backend_without_tokenizer_says_how_to_count_tokens():
+    pytest.importorskip("openai")
+    backend = load_backend("openai", model="m", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(NotImplementedError, match="pass tokenizer="):
+        backend.count_tokens(CONVERSATIONS[1])
+    backend.close()
+
+
 def test_unknown_backend():
     with pytest.raises(KitError, match="unknown backend"):
         load_backend("tgi")
@@ -99,7 +121,23 @@ def hf(one_torch_thread):
 def test_render_chat_uses_template_and_prefill(hf):
     text = render_chat(hf.tokenizer, CONVERSATIONS[1], PREFILL)
     assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" + PREFILL)
-    assert hf.count_tokens(CONVERSATIONS[1], PREFILL) == len(hf.tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids = hf.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert hf.encode(CONVERSATIONS[1], PREFILL) == ids and hf.count_tokens(CONVERSATIONS[1], PREFILL) == len(ids)
+
+
+@pytest.mark.slow
+def test_a_template_renders_what_the_backends_send(hf):
+    """PromptTemplate.render and the backends share one renderer: the same text, token for token."""
+    from rearank_kit.prompts import load_template
+
+    template = load_template("compact")
+    messages = template.messages("what is a cat", ["Cars have wheels.", "A cat is a small feline."])
+    assert template.render(hf.tokenizer, "what is a cat", ["Cars have wheels.", "A cat is a small feline."]) == (
+        render_chat(hf.tokenizer, messages, template.prefill)
+    )
+    template_less = type("NoChatTemplate", (), {"chat_template": None, "name_or_path": "plain-lm"})()
+    with pytest.raises(KitError, match="plain-lm has no chat template"):
+        template.render(template_less, "q", ["p"])
 
 
 @pytest.mark.slow

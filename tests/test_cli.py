@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import pkgutil
+import shutil
+from pathlib import Path
 
 import pytest
 
 from rearank_kit import commands
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def _subcommands() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    """Each command module's name on the command line (its NAME, else the module's name)."""
+    modules = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    return sorted(getattr(importlib.import_module(f"{commands.__name__}.{m}"), "NAME", m) for m in modules)
 
 
 def test_top_level_help_lists_every_subcommand(run_cli):
@@ -73,6 +80,22 @@ def _bad_run(tmp_path):
     return path
 
 
+def _sample_copy(tmp_path, qrels=""):
+    """data/sample with its qrels.txt replaced (a benchmark made by `retrieve` without --qrels)."""
+    folder = tmp_path / "bench"
+    folder.mkdir(exist_ok=True)
+    for name in ("queries.tsv", "candidates.trec", "passages.jsonl"):
+        shutil.copy(REPO / "data" / "sample" / name, folder / name)
+    (folder / "qrels.txt").write_text(qrels)
+    return folder
+
+
+def _unjudged_run(tmp_path):
+    path = tmp_path / "other.trec"
+    path.write_text("zz1 Q0 s01-p01 1 2.0 x\nzz1 Q0 s01-p02 2 1.0 x\n")
+    return path
+
+
 BAD_INPUTS = [
     # arguments (callable on tmp_path), message fragment
     (lambda tmp: ["eval", "--data", "no-such-benchmark"], "unknown benchmark 'no-such-benchmark'"),
@@ -82,6 +105,11 @@ BAD_INPUTS = [
     (lambda tmp: ["eval", "--data", "sample", "--run", str(tmp / "missing.trec")], "cannot read"),
     (lambda tmp: ["retrieve", "--passages", str(tmp / "none.jsonl"), "--queries", "data/sample/queries.tsv",
                   "--out", str(tmp / "o")], "none.jsonl: cannot read"),
+    # fault injection: judgments that are empty (was: `nan`, exit 0) or that miss every query of the run
+    (lambda tmp: ["eval", "--data", str(_sample_copy(tmp))], "no judgments in "),
+    (lambda tmp: ["eval", "--data", str(_sample_copy(tmp, "\n\n"))], "bench/qrels.txt: there is nothing to evaluate"),
+    (lambda tmp: ["eval", "--data", "sample", "--run", str(_unjudged_run(tmp))],
+     "other.trec: none of its 1 queries has judgments in"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Model presets, template checks, the bundled-model conversion and ``load_hf_model``."""
+"""Model presets, template checks, the bundled-model conversion (``rearank-kit prepare``) and
+``load_hf_model``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit import models
+from rearank_kit import bundled, models
+from rearank_kit.cli import main as cli_main
 from rearank_kit.errors import KitError
 from rearank_kit.models import (
     PRESETS,
@@ -109,10 +111,31 @@ def test_resolve_device_errors():
         models.resolve_device("tpu")
 
 
-def test_list_command(capsys):
-    assert models.main(["list"]) == 0
+def test_prepare_list_command(capsys):
+    assert cli_main(["prepare", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "le723z/Rearank-7B" in out and "rearank" in out
+    assert "le723z/Rearank-7B\tdefault template: rearank\ttemplates: rearank" in out
+    assert "smollm2-135m\tdefault template: compact\ttemplates: any" in out
+
+
+def test_old_module_command_still_works_with_a_deprecation_note(capsys):
+    assert models.main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert "le723z/Rearank-7B" in captured.out
+    assert "deprecated; use `rearank-kit prepare --list`" in captured.err
+    assert models.main(["convert"]) == 2 and "usage: rearank-kit prepare" in capsys.readouterr().err
+
+
+def test_names_older_code_imports_from_models_still_work():
+    # notebooks, benchmarks/gpu_check.py and the tests import these from rearank_kit.models
+    assert models.prepare_bundled_model is bundled.prepare_bundled_model
+    assert models.bundled_model_dir is bundled.bundled_model_dir and models.BUNDLED_NAME == "smollm2-135m"
+    assert callable(models.default_template) and callable(models.cache_dir)
+
+
+def test_hub_probe_respects_offline_mode(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "on")  # "on" was not understood by every probe before
+    assert models._hub_reachable() is False
 
 
 @pytest.mark.slow
@@ -121,12 +144,12 @@ def test_conversion_is_atomic_then_cached(monkeypatch, tmp_path):
     monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
     target = tmp_path / "models" / "smollm2-135m-instruct"
 
-    def interrupted(folder):
+    def interrupted(folder, target):
         assert any(folder.iterdir())  # the checkpoint was being written into the temporary folder
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(models, "_make_readable", interrupted)
+        m.setattr(bundled, "publish_folder", interrupted)
         with pytest.raises(KeyboardInterrupt):
             models.prepare_bundled_model(quiet=True)
     assert not target.exists()
@@ -143,16 +166,23 @@ def test_conversion_is_atomic_then_cached(monkeypatch, tmp_path):
     assert tok_config["eos_token"] == "<|im_end|>" and tok_config["pad_token"] == "<|im_end|>"
     assert json.loads((target / "generation_config.json").read_text())["eos_token_id"] == 2
 
-    # Cached: the CLI prints the folder without converting again.
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's private 0700
+    assert (target / "config.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+    # Cached: the command (and the deprecated module form) print the folder without converting again.
     stamp = (target / "model.safetensors").stat().st_mtime_ns
-    proc = subprocess.run(
-        [sys.executable, "-m", "rearank_kit.models", "prepare"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "REARANK_KIT_CACHE": str(tmp_path)},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str(target)
-    assert "Converting" not in proc.stderr
+    for command, note in [(["rearank_kit.cli", "prepare"], False), (["rearank_kit.models", "prepare"], True)]:
+        proc = subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "REARANK_KIT_CACHE": str(tmp_path)},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == str(target)
+        assert "Converting" not in proc.stderr
+        assert ("deprecated; use `rearank-kit prepare`" in proc.stderr) is note
     assert (target / "model.safetensors").stat().st_mtime_ns == stamp
 
 

@@ -8,19 +8,31 @@ The rules checked here (docs: ``notebooks/README.md``): committed without output
 counts; the ``python3`` kernel; the first cell says what you will learn, the runtime and the
 hardware; the last cell holds exercises; every notebook imports from ``rearank_kit``, names its run
 folder with ``run_folder("<its own name>")`` and writes only below it; no notebook defines a
-function or a class (anything reusable belongs in the package); no ``input()``, which would block CI;
-and every notebook matches the cells in ``notebooks/_build.py``.
+function or a class (anything reusable belongs in the package); no ``input()``, which would block CI.
+
+Each notebook is a jupytext pair (``notebooks/jupytext.toml``): ``NN_name.ipynb`` and its percent-format
+source ``NN_name.py``. The pair tests check that both files exist, hold the same cells, and that
+``jupytext --sync`` from either side rewrites nothing (so cell ids and metadata do not churn); ruff
+checks the sources.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
+import difflib
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import jupytext
+import nbformat
 import pytest
+from jupytext.cli import jupytext as jupytext_cli
+from jupytext.config import load_jupytext_config
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -34,6 +46,8 @@ EXPECTED = [
     "06_reasoning_traces",
 ]
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+SYNC = ".venv/bin/jupytext --sync notebooks/*.ipynb"
 
 # Calls that write a file or a folder, and where their destination is (argument index or keyword).
 WRITERS = {
@@ -119,20 +133,88 @@ def test_readme_lists_every_notebook():
     assert not missing, f"notebooks/README.md does not mention {missing}"
 
 
-def test_notebooks_match_their_build_script():
-    spec = importlib.util.spec_from_file_location("notebooks_build", NOTEBOOK_DIR / "_build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    assert sorted(build.NOTEBOOKS) == EXPECTED
-    stale = [n for n in EXPECTED if (NOTEBOOK_DIR / f"{n}.ipynb").read_text(encoding="utf-8") != build.render(n)]
-    assert not stale, (
-        f"edited outside notebooks/_build.py (or not rebuilt): {stale}; run .venv/bin/python notebooks/_build.py"
+def test_notebooks_are_paired_with_percent_sources():
+    formats = load_jupytext_config(str(NOTEBOOK_DIR / f"{EXPECTED[0]}.ipynb")).formats
+    assert formats in ("ipynb,py:percent", ["ipynb,py:percent"]), f"notebooks/jupytext.toml pairs {formats!r}"
+    notebooks, sources = {p.stem for p in NOTEBOOKS}, {p.stem for p in SOURCES}
+    assert notebooks <= sources, f"no .py beside {sorted(notebooks - sources)}; create it with {SYNC}"
+    assert sources <= notebooks, (
+        f"no .ipynb beside {sorted(sources - notebooks)}; create it with .venv/bin/jupytext --sync notebooks/NN_name.py "
+        "and give it the kernel and cell timeout of the others (see notebooks/README.md)"
     )
+
+
+def cell_diff(ipynb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> str:
+    """Where two notebooks' cells first differ (type or text), as a short unified diff; "" if they agree."""
+    a = [(c.cell_type, c.source) for c in ipynb.cells]
+    b = [(c.cell_type, c.source) for c in source.cells]
+    if a == b:
+        return ""
+    i = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    x, y = (a[i] if i < len(a) else ("none", "")), (b[i] if i < len(b) else ("none", ""))
+    diff = difflib.unified_diff(x[1].splitlines(), y[1].splitlines(), ".ipynb", ".py", lineterm="", n=1)
+    return f"{len(a)} vs {len(b)} cells; cell {i} ({x[0]} vs {y[0]}) differs:\n" + "\n".join(list(diff)[:20])
+
+
+def copy_pair(path: Path, folder: Path) -> Path:
+    """A copy of the pair of `path` and of notebooks/jupytext.toml in `folder`; returns the copied .ipynb."""
+    folder.mkdir()
+    for file in (path, path.with_suffix(".py"), NOTEBOOK_DIR / "jupytext.toml"):
+        shutil.copyfile(file, folder / file.name)
+    return folder / path.name
+
+
+def sync(path: Path, newer: str) -> dict[str, str]:
+    """The pair's texts after `jupytext --sync`, the `newer` side (".py" or ".ipynb") made the newest."""
+    stamp = path.stat().st_mtime
+    for suffix in (".ipynb", ".py"):  # sync reads the cells from the newer file of the pair
+        os.utime(path.with_suffix(suffix), (stamp, stamp + (60 if suffix == newer else 0)))
+    assert jupytext_cli(["--sync", "--quiet", str(path)]) == 0
+    return {suffix: path.with_suffix(suffix).read_text(encoding="utf-8") for suffix in (".ipynb", ".py")}
+
+
+def test_ruff_passes_over_the_notebook_sources():
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "notebooks"], cwd=REPO,
+                          capture_output=True, text=True)  # fmt: skip
+    assert lint.returncode == 0, f"ruff check notebooks:\n{lint.stdout}{lint.stderr}\nfix the .py, then {SYNC}"
 
 
 # --- each notebook ------------------------------------------------------------------------------
 
 each = pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+
+
+@each
+def test_pair_holds_the_same_cells(path):
+    diff = cell_diff(nbformat.read(path, as_version=4), jupytext.read(path.with_suffix(".py"), fmt="py:percent"))
+    assert not diff, f"{path.name} and {path.stem}.py disagree: {diff}\nrun {SYNC} (it keeps the newer side)"
+
+
+@each
+def test_a_sync_from_either_side_changes_nothing(path, tmp_path):
+    committed = {suffix: path.with_suffix(suffix).read_text(encoding="utf-8") for suffix in (".ipynb", ".py")}
+    for newer in (".py", ".ipynb"):
+        after = sync(copy_pair(path, tmp_path / newer.strip(".")), newer)
+        changed = [path.stem + suffix for suffix, text in after.items() if text != committed[suffix]]
+        assert not changed, f"a sync from the {newer} side rewrites {changed}; run {SYNC} and commit both files"
+
+
+@each
+def test_cell_ids_are_stable(path):
+    nb = load(path)
+    ids = [c.get("id") for c in nb["cells"]]
+    # Without ids (nbformat < 4.5) every read invents random ones, and every save changes every cell.
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5) and all(ids), f"{path.name}: cells without an id"
+    assert len(set(ids)) == len(ids), f"{path.name}: duplicate cell ids"
+
+
+@each
+def test_cells_carry_no_metadata(path):
+    noisy = {i: sorted(c["metadata"]) for i, c in enumerate(load(path)["cells"]) if c["metadata"]}
+    assert not noisy, (
+        f"{path.name}: cell metadata {noisy}. jupytext writes `lines_to_next_cell` when a cell of the .py is not "
+        f"followed by exactly one blank line (add it, then {SYNC}); clear other keys in Jupyter's property inspector"
+    )
 
 
 @each
@@ -144,8 +226,11 @@ def test_committed_without_outputs_or_execution_counts(path):
 
 
 @each
-def test_kernel_is_python3(path):
-    assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
+def test_kernel_is_python3_with_a_cell_timeout(path):
+    metadata = load(path)["metadata"]
+    assert metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernel is not python3"
+    # nbmake reads the per-cell limit here (default 300 s, too short for a model cell on busy CI cores).
+    assert metadata.get("execution", {}).get("timeout"), f"{path.name}: no metadata.execution.timeout"
 
 
 @each
@@ -223,6 +308,28 @@ def test_write_check_catches_a_write_outside_the_run_folder():
     derived = run_derived_names(tree)
     flagged = [ast.unparse(dest) for _, dest, _ in writer_calls(tree) if not (_names(dest) & derived)]
     assert flagged == ["'runs/elsewhere.csv'"]
+
+
+def test_a_sync_keeps_the_ids_of_edited_cells_and_adds_one_for_a_new_cell(tmp_path):
+    # jupytext matches the cells of the edited .py to those of the .ipynb and keeps their ids; this
+    # guards that our settings and the pinned jupytext still do.
+    path = copy_pair(NOTEBOOK_DIR / f"{EXPECTED[2]}.ipynb", tmp_path / "pair")
+    source = path.with_suffix(".py")
+    ids = [c.id for c in nbformat.read(path, as_version=4).cells]
+
+    source.write_text(source.read_text(encoding="utf-8").replace('"run folder:"', '"folder:"', 1), encoding="utf-8")
+    sync(path, ".py")
+    cells = nbformat.read(path, as_version=4).cells
+    assert 'print("folder:", RUN)' in cells[1].source and [c.id for c in cells] == ids
+
+    source.write_text(
+        source.read_text(encoding="utf-8").replace("# %%\n", "# %%\nADDED = 1\n\n# %%\n", 1), encoding="utf-8"
+    )
+    once = sync(path, ".py")
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[1].source == "ADDED = 1" and cells[1].id not in ids
+    assert [c.id for c in cells[:1] + cells[2:]] == ids
+    assert sync(path, ".py") == once == sync(path, ".ipynb")
 
 
 def test_magics_do_not_break_the_ast_check():

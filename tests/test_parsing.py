@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rearank_kit.parsing import format_ranking, parse_ranking
+from rearank_kit.parsing import format_ranking, is_complete, parse_ranking
 
 # (label, output, num, expected 0-based order, expected diagnostics (a subset of ParseResult's fields))
 CASES = [
@@ -63,6 +63,22 @@ def test_complete_means_no_repair():
     assert not parse_ranking("<answer>[2] > [2] > [1]</answer>", 2).complete
     assert not parse_ranking("<answer>[2]</answer>", 2).complete
     assert not parse_ranking("<answer>[2] > [1] > [9]</answer>", 2).complete
+
+
+@pytest.mark.parametrize(
+    ("diagnostics", "complete"),
+    [
+        (dict(num=3, num_valid=3, num_duplicate=0, num_out_of_range=0), True),
+        (dict(num=3, num_valid=3, num_duplicate=1, num_out_of_range=0), False),  # all ranked, one repeated
+        (dict(num=3, num_valid=3, num_duplicate=0, num_out_of_range=2), False),  # [7] in a window of 3
+        (dict(num=3, num_valid=2, num_duplicate=0, num_out_of_range=0), False),  # one appended by the parser
+        (dict(num=0, num_valid=0), True),  # nothing to rank
+        ({}, False),  # a trace record without diagnostics is not counted as complete
+    ],
+)
+def test_is_complete_on_diagnostics(diagnostics, complete):
+    """The one check the rerank summary, the traces notebook and ParseResult.complete share."""
+    assert is_complete(diagnostics) is complete
 
 
 def test_diagnostics_are_json_ready():

@@ -10,11 +10,14 @@ import re
 
 import pytest
 
+from rearank_kit import rerank as rerank_module
+from rearank_kit import rerank_run
 from rearank_kit.backends import Generation
-from rearank_kit.data import Candidate, Query, Ranking, load_benchmark
+from rearank_kit.data import Benchmark, Candidate, Query, Ranking, load_benchmark
 from rearank_kit.errors import KitError
 from rearank_kit.files import iter_jsonl
-from rearank_kit.rerank import RerankConfig, rerank, rerank_one, window_positions
+from rearank_kit.rerank import RerankConfig, default_batch_size, rerank, rerank_one, window_positions
+from rearank_kit.rerank_run import OUTPUT_FILES, rerank_benchmark
 
 # --- window arithmetic --------------------------------------------------------------------------
 
@@ -189,6 +192,118 @@ def test_resume_survives_a_torn_log_line(tmp_path):
     again = rerank(rankings, backend, config, tmp_path, progress=False)
     assert len(backend.calls) == 2 and [r.docids for r in again] == [r.docids for r in expected]
     assert [r["query"]["qid"] for r in iter_jsonl(log)] == ["a", "b"]
+
+
+# --- the run folder: rerank_benchmark ----------------------------------------------------------
+
+
+def toy_benchmark():
+    """Two queries with judgments: the relevant passage is the one with the highest score=."""
+    rankings = [make_ranking("a", [1, 0, 5, 2, 0, 0]), make_ranking("b", [0, 3, 1])]
+    return Benchmark("toy", None, rankings, {"a": {"a-d2": 2, "a-d3": 1}, "b": {"b-d1": 1}})
+
+
+def test_rerank_benchmark_owns_the_whole_folder(tmp_path):
+    out = tmp_path / "run"
+    run = rerank_benchmark(toy_benchmark(), ScoreBackend(), CONFIG, out, measures="nDCG@10", progress=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    assert [r.docids[0] for r in run.rankings] == ["a-d2", "b-d1"]
+    assert (out / "run.trec").read_text().splitlines()[0] == "a Q0 a-d2 1 6 rearank-kit-compact"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == {k: v for k, v in run.summary.items()}  # what was written is what came back
+    assert metrics["model_calls"] == 2 and metrics["complete_answers"] == 2 and metrics["judged_queries"] == 2
+    assert metrics["reranked"]["nDCG@10"] == pytest.approx(1.0)  # the scripted backend ranks perfectly
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "rerank" and manifest["status"] == "done"
+    assert manifest["model"] == "scripted-by-score" and manifest["backend"] == "scripted"
+    assert manifest["queries"] == ["a", "b"] and manifest["results"]["judged_queries"] == 2
+    assert sorted(manifest["files"]) == sorted(OUTPUT_FILES) and "per_query" not in manifest["results"]
+
+
+def test_rerank_benchmark_reads_the_template_once(tmp_path, monkeypatch):
+    loads, resolves = [], []
+    real_load, real_resolved = rerank_run.load_template, RerankConfig.resolved
+
+    def counting_load(name):
+        loads.append(name)
+        return real_load(name)
+
+    def counting_resolved(self, template=None):
+        resolves.append(template)
+        return real_resolved(self, template)
+
+    monkeypatch.setattr(rerank_run, "load_template", counting_load)
+    monkeypatch.setattr(rerank_module, "load_template", counting_load)
+    monkeypatch.setattr(RerankConfig, "resolved", counting_resolved)
+    rerank_benchmark(toy_benchmark(), ScoreBackend(), CONFIG, tmp_path, progress=False)
+    assert loads == ["compact"] and len(resolves) == 1 and resolves[0] is not None
+
+
+def test_rerank_with_a_folder_is_rerank_benchmark(tmp_path):
+    rankings = [make_ranking("a", list(range(12)))]
+    result = rerank(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False, manifest_fields={"data": "mine"})
+    assert result[0].docids[0] == "a-d11"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(OUTPUT_FILES)
+    assert json.loads((tmp_path / "manifest.json").read_text())["data"] == "mine"
+    assert "no judgments" in json.loads((tmp_path / "metrics.json").read_text())["note"]
+
+
+@pytest.mark.parametrize("where", ["out", "parent"])
+def test_an_output_path_that_is_a_file_is_refused_first(tmp_path, where):
+    (tmp_path / "taken").write_text("not a folder")
+    out = tmp_path / "taken" if where == "out" else tmp_path / "taken" / "run"
+    backend = ScoreBackend()
+    with pytest.raises(KitError, match=f"{tmp_path / 'taken'}: exists and is a file"):
+        rerank_benchmark("no-such-benchmark", backend, CONFIG, out, progress=False)  # not even the data is read
+    assert backend.calls == [] and (tmp_path / "taken").read_text() == "not a folder"
+
+
+def test_rerank_benchmark_overwrite_and_other_data(tmp_path):
+    bench = toy_benchmark()
+    rerank_benchmark(bench, ScoreBackend(), CONFIG, tmp_path, progress=False)
+    backend = ScoreBackend()
+    rerank_benchmark(bench, backend, CONFIG, tmp_path, progress=False)
+    assert backend.calls == []  # resumed: everything was finished
+    other = Benchmark("toy", None, [make_ranking("a", [1, 2, 3])], bench.qrels)  # other candidates for query a
+    with pytest.raises(KitError, match="other candidates than the data now"):
+        rerank_benchmark(other, ScoreBackend(), CONFIG, tmp_path, progress=False)
+    backend = ScoreBackend()
+    run = rerank_benchmark(other, backend, CONFIG, tmp_path, overwrite=True, progress=False)
+    assert backend.calls == [1] and [r.query.qid for r in run.rankings] == ["a"]
+    assert [t["qid"] for t in iter_jsonl(tmp_path / "traces.jsonl")] == ["a"]
+
+
+def test_a_benchmark_folder_records_its_data(tmp_path, sample_dir):
+    run = rerank_benchmark(sample_dir, ScoreBackend(), RerankConfig(**{**CONFIG.to_dict(), "stop": None, "top_k": 5}),
+                           tmp_path / "run", queries=2, progress=False)  # fmt: skip
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["data"] == "sample" and len(manifest["data_fingerprint"]) == 16
+    assert manifest["queries"] == [r.query.qid for r in run.rankings] and len(run.rankings) == 2
+    with pytest.raises(KitError, match="queries must be positive"):
+        rerank_benchmark(sample_dir, ScoreBackend(), CONFIG, tmp_path / "x", queries=0, progress=False)
+
+
+class FakeDevice:
+    def __init__(self, kind):
+        self.type = kind
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "expected"),
+    [("hf", "cpu", 1), ("hf", "cuda", 8), ("vllm", None, 8), ("openai", None, 8), ("scripted", None, 8)],
+)
+def test_default_batch_size(name, device, expected):
+    backend = ScoreBackend()
+    backend.name = name
+    if device:
+        backend.device = FakeDevice(device)
+    assert default_batch_size(backend) == expected
+
+
+def test_an_open_batch_size_is_the_backends_default(tmp_path):
+    config = RerankConfig(**{**CONFIG.to_dict(), "stop": None, "batch_size": None})
+    rerank_benchmark(toy_benchmark(), ScoreBackend(), config, tmp_path, progress=False)
+    assert json.loads((tmp_path / "manifest.json").read_text())["config"]["batch_size"] == 8
 
 
 # --- the bundled model --------------------------------------------------------------------------

@@ -87,6 +87,24 @@ def test_rerank_cli_refuses_a_template_the_model_was_not_trained_for(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_out_naming_a_file_is_refused_before_anything_loads(tmp_path):
+    """Fault injection: --out names an existing file. The answer is a KitError naming it, given
+    before torch (let alone the model) is imported, and the file is left alone."""
+    taken = tmp_path / "results.txt"
+    taken.write_text("keep me")
+    code = (
+        "import sys\n"
+        "from rearank_kit.cli import main\n"
+        f"rc = main(['rerank', '--data', 'sample', '--out', {str(taken)!r}])\n"
+        "print(rc, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == ["2", "False", "False"], proc.stderr
+    assert f"{taken}: exists and is a file" in proc.stderr and "choose another output folder" in proc.stderr
+    assert "Traceback" not in proc.stderr and "FileExistsError" not in proc.stderr
+    assert taken.read_text() == "keep me"
+
+
 def test_rerank_cli_unknown_benchmark_is_a_clear_error(tmp_path):
     proc = cli("rerank", "--data", "no-such-set", "--out", str(tmp_path / "x"), timeout=300)
     assert proc.returncode == 2 and "unknown benchmark 'no-such-set'" in proc.stderr

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rearank_kit import data, remote, retrieval
+from rearank_kit import data, env, remote, retrieval
 from rearank_kit.data import Query
 from rearank_kit.errors import KitError
 
@@ -53,6 +53,37 @@ def test_analyzer_matches_lucene_on_sample(collection):
     lucene = Analyzer(get_lucene_analyzer())
     texts = [q.text for q in queries] + list(passages.values())
     assert [retrieval.analyze(t) for t in texts] == [lucene.analyze(t) for t in texts]
+
+
+def test_pyserini_import_leaves_no_dummy_openai_key(tmp_path):
+    """pyserini's import needs an OPENAI_API_KEY; the dummy one set for it must not stay behind,
+    or the openai backend's missing-key check would pass with a fake key (a fresh interpreter,
+    so that pyserini is really imported here)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from rearank_kit import retrieval\n"
+        "from rearank_kit.backends import load_backend\n"
+        "from rearank_kit.errors import KitError\n"
+        "searcher_class = retrieval.import_pyserini().LuceneSearcher\n"
+        "print('key left:', 'OPENAI_API_KEY' in os.environ)\n"
+        "try:\n"
+        "    load_backend('openai', model='gpt-x')\n"
+        "except KitError as exc:\n"
+        "    print('backend:', exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "key left: False" in proc.stdout
+    assert "backend: the openai backend needs an API key" in proc.stdout
+    # A key the user set is left as it was.
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**env, "OPENAI_API_KEY": "sk-mine"})  # fmt: skip
+    assert "key left: True" in proc.stdout and "backend:" not in proc.stdout
 
 
 # --- the two backends ---------------------------------------------------------------------------
@@ -137,7 +168,7 @@ def test_retrieve_cli_without_qrels_writes_empty_qrels(run_cli, sample_dir, tmp_
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """Skip where a network is reachable: these tests are about the machine without one."""
-    if remote._reachable("huggingface.co", 443, 3.0) is None:
+    if env.unreachable(["huggingface.co"]) is None:
         pytest.skip("a network is reachable; the fail-fast path cannot be exercised here")
     monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path / "cache"))
 

@@ -40,23 +40,38 @@ __all__ = [
 ]
 
 
-def load_backend(name: str, model: str = "smollm2-135m", **kwargs: Any) -> Backend:
+def load_backend(name: str, model: Any = "smollm2-135m", **kwargs: Any) -> Backend:
     """Create a backend by name; ``kwargs`` go to its constructor.
+
+    ``model``: a preset, folder or hub id, or a kit training run folder (or a checkpoint inside
+    one, or a ``policy.Policy``): hf merges its LoRA adapter into the base, vllm applies it per
+    request (``enable_lora``).
 
     - ``hf``: device ("cpu", "cuda", "auto"), dtype, attn_implementation
     - ``vllm``: dtype, seed, enforce_eager, max_model_len, gpu_memory_utilization,
       tensor_parallel_size and any other ``vllm.LLM`` argument
     - ``openai``: base_url, api_key, max_concurrency, max_retries, timeout, prefill_mode, tokenizer
     """
+    from rearank_kit.policy import as_policy
+
     key = name.strip().lower()
+    policy = as_policy(model)
     if key in ("hf", "transformers"):
         from rearank_kit.backends.hf import HFBackend
 
-        return HFBackend(model, **kwargs)
+        if policy.adapter is None:
+            return HFBackend(policy.base, **kwargs)
+        from rearank_kit.models import load_hf_model
+
+        loaded = load_hf_model(policy.base, adapter=policy.adapter, **kwargs)
+        return HFBackend(policy.name, _loaded=loaded)
     if key == "vllm":
         from rearank_kit.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model, **kwargs)
+        return VLLMBackend(policy.base, lora_adapter=policy.adapter, **kwargs)
+    if policy.adapter is not None:
+        raise KitError(f"the {name} backend cannot apply the LoRA adapter of {policy.name}; export it first "
+                       f"(rearank-kit export {policy.name} OUT_DIR) and serve the merged model")
     if key == "openai":
         from rearank_kit.backends.openai import OpenAIBackend
 

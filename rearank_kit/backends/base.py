@@ -132,6 +132,8 @@ class Backend(ABC):
     """A text generator for chat conversations; use it as a context manager to free memory."""
 
     name: str = "base"
+    tokenizer: Any = None  # set by backends that tokenize locally (hf, vllm; openai with tokenizer=)
+    no_tokenizer_hint: str = ""  # how to get one, for the error of encode()
 
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id
@@ -154,9 +156,17 @@ class Backend(ABC):
     ) -> list[Generation]:
         """The backend's own work, on validated, non-empty conversations."""
 
+    def encode(self, conversation: Conversation, prefill: str | None = None) -> list[int]:
+        """Token ids of the prompt a local model sees (``render_chat``; the chat template already
+        holds the special tokens), for backends that hold a ``tokenizer``."""
+        if self.tokenizer is None:
+            raise NotImplementedError(f"the {self.name} backend has no tokenizer here{self.no_tokenizer_hint}")
+        text = render_chat(self.tokenizer, conversation, prefill)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def count_tokens(self, conversation: Conversation, prefill: str | None = None) -> int:
-        """Prompt length in tokens, for backends that hold a tokenizer."""
-        raise NotImplementedError(f"the {self.name} backend cannot count tokens")
+        """Prompt length in tokens (see ``encode``)."""
+        return len(self.encode(conversation, prefill))
 
     def close(self) -> None:  # noqa: B027 - a hook: backends without resources need not override it
         """Release the model and its memory (the backend cannot be used afterwards)."""

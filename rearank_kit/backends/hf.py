@@ -26,7 +26,6 @@ from rearank_kit.backends.base import (
     Generation,
     GenerationConfig,
     cut_at_stop,
-    render_chat,
 )
 
 
@@ -80,14 +79,6 @@ class HFBackend(Backend):
         if self.tokenizer.eos_token_id is not None:
             ids.add(int(self.tokenizer.eos_token_id))
         return ids
-
-    def encode(self, conversation: Conversation, prefill: str | None = None) -> list[int]:
-        """Token ids of the rendered prompt (the chat template already holds special tokens)."""
-        text = render_chat(self.tokenizer, conversation, prefill)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def count_tokens(self, conversation: Conversation, prefill: str | None = None) -> int:
-        return len(self.encode(conversation, prefill))
 
     def _generate_kwargs(self, config: GenerationConfig, eos_ids: set[int]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -58,6 +58,7 @@ class OpenAIBackend(Backend):
     """
 
     name = "openai"
+    no_tokenizer_hint = " to count tokens with: pass tokenizer= (the model's preset, folder or hub id)"
 
     def __init__(
         self,
@@ -96,13 +97,6 @@ class OpenAIBackend(Backend):
         self._warned = False
         self._errors = openai
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
-
-    def count_tokens(self, conversation: Conversation, prefill: str | None = None) -> int:
-        if self.tokenizer is None:
-            raise NotImplementedError("the openai backend counts tokens only when given tokenizer=")
-        return len(
-            self.tokenizer(render_chat(self.tokenizer, conversation, prefill), add_special_tokens=False)["input_ids"]
-        )
 
     # ----- requests -----
 

@@ -22,7 +22,6 @@ from rearank_kit.backends.base import (
     Conversation,
     Generation,
     GenerationConfig,
-    render_chat,
 )
 from rearank_kit.errors import KitError
 
@@ -31,6 +30,17 @@ CPU_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     "VLLM_HOST_IP": "127.0.0.1",
 }
+
+
+def _adapter_rank(folder: str | os.PathLike) -> int:
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "adapter_config.json"
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["r"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise KitError(f"{path}: not a readable LoRA adapter config (field r): {exc}") from None
 
 
 def _cuda_available() -> bool:
@@ -56,6 +66,7 @@ class VLLMBackend(Backend):
         dtype: str | None = None,
         seed: int = 0,
         enforce_eager: bool | None = None,
+        lora_adapter: str | os.PathLike | None = None,
         **engine_kwargs: Any,
     ) -> None:
         super().__init__(str(model))
@@ -74,6 +85,16 @@ class VLLMBackend(Backend):
         if enforce_eager is None:
             enforce_eager = not on_cuda
         self.on_cuda = on_cuda
+        self.lora_request = None
+        if lora_adapter is not None:
+            # vLLM applies a LoRA adapter per request (enable_lora + LoRARequest) without merging
+            # it: the base weights stay shared and the adapter's rank sets the engine's LoRA slots.
+            rank = _adapter_rank(lora_adapter)
+            engine_kwargs.setdefault("enable_lora", True)
+            engine_kwargs.setdefault("max_lora_rank", rank)
+            from vllm.lora.request import LoRARequest
+
+            self.lora_request = LoRARequest("policy", 1, str(lora_adapter))
         try:
             self.llm = vllm.LLM(
                 model=source,
@@ -98,13 +119,6 @@ class VLLMBackend(Backend):
             ) from exc
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
-
-    def encode(self, conversation: Conversation, prefill: str | None = None) -> list[int]:
-        text = render_chat(self.tokenizer, conversation, prefill)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def count_tokens(self, conversation: Conversation, prefill: str | None = None) -> int:
-        return len(self.encode(conversation, prefill))
 
     def _sampling_params(self, config: GenerationConfig, index: int) -> Any:
         params: dict[str, Any] = {
@@ -133,7 +147,7 @@ class VLLMBackend(Backend):
             raise KitError("this vllm backend was closed")
         prompts = [{"prompt_token_ids": self.encode(conv, prefill)} for conv in conversations]
         params = [self._sampling_params(config, i) for i in range(len(prompts))]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False, lora_request=self.lora_request)
         results = []
         for prompt, out in zip(prompts, outputs, strict=True):
             completion = out.outputs[0]

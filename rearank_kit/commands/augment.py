@@ -35,6 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", default="rearank", help="prompt template name or .toml path (default: rearank)")
     p.add_argument("--test-fraction", type=float, default=0.1,
                    help="fraction of queries held out as the test split (default: 0.1)")
+    p.add_argument("--validation-fraction", type=float, default=0.0,
+                   help="fraction of queries held out for choosing settings (default: 0, no validation split)")
+    p.add_argument("--min-room", type=float, default=0.0,
+                   help="drop sets whose best nDCG@10 exceeds the initial by less than this (default: 0, "
+                        "off as in the paper; the normalised reward explodes on such sets)")
     p.add_argument("--pool", type=int, default=100, help="draw from the first-stage top-N candidates (default: 100)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--json", action="store_true", help="print the whole summary as JSON")
@@ -48,7 +53,9 @@ def _print_summary(s: dict, out) -> None:
           f"{skipped['too_few_candidates']} with fewer candidates than the window")
     d = s["sets_dropped"]
     print(f"  sets dropped: {d['no_relevant']} with no relevant passage, {d['below_min_ndcg']} with {s['filter']} "
-          f"nDCG@10 < {s['min_ndcg']}, {d['duplicate']} duplicate draws")
+          f"nDCG@10 < {s['min_ndcg']}, {d['duplicate']} duplicate draws"
+          + (f", {d['below_min_room']} with best - initial nDCG@10 < {s['config']['min_room']}"
+             if d.get("below_min_room") else ""))
     if s["queries_without_kept_sets"]:
         print(f"  queries with no set kept: {len(s['queries_without_kept_sets'])}")
     for split, c in s["splits"].items():
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     config = AugmentConfig(
         samples_per_query=args.samples_per_query, window=args.window, seed=args.seed, filter=args.filter,
         min_ndcg=args.min_ndcg, order=args.order, template=args.template, test_fraction=args.test_fraction,
-        pool=args.pool,
+        validation_fraction=args.validation_fraction, min_room=args.min_room, pool=args.pool,
     )
     result = run_augment(args.data, args.out, config, overwrite=args.overwrite, progress=True)
     if args.json:

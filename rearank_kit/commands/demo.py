@@ -38,15 +38,15 @@ def verdict(bm25: float, reranked: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.commands.rerank import execute
     from rearank_kit.rerank import RerankConfig
+    from rearank_kit.rerank_run import rerank_benchmark
 
     # 20 candidates in one window of 20: one model call per query, ~1 minute on 2 CPU cores.
-    # batch_size 1: on a CPU the hf backend is faster one window at a time (see commands/rerank.py)
+    # batch_size 1: on a CPU the hf backend is faster one window at a time (rerank.default_batch_size)
     config = RerankConfig(top_k=20, window=20, step=10, template=TEMPLATE, batch_size=1)
     out = Path(args.out)
-    summary = execute(SAMPLE, out, config, model=MODEL, backend="hf", queries=args.queries,
-                      measures="nDCG@10", overwrite=args.overwrite, progress=not args.no_progress)  # fmt: skip
+    summary = rerank_benchmark(SAMPLE, MODEL, config, out, queries=args.queries, measures="nDCG@10",
+                               overwrite=args.overwrite, progress=not args.no_progress).summary  # fmt: skip
     calls, complete = summary["model_calls"], summary["complete_answers"]
     print()
     print(f"Bundled sample, {summary['num_queries']} queries, top 20 reranked by {MODEL} ({TEMPLATE} prompt)")

@@ -22,16 +22,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rearank_kit.data import read_qrels, read_run
+    from rearank_kit.errors import KitError
     from rearank_kit.metrics import evaluate
     from rearank_kit.remote import resolve_any
 
     folder = resolve_any(args.data)  # a folder, a local name, or (with a network) an ir_datasets id
-    qrels = read_qrels(folder / "qrels.txt")
+    qrels_path = folder / "qrels.txt"
+    qrels = read_qrels(qrels_path)
+    if not qrels:  # e.g. a folder made by `rearank-kit retrieve` without --qrels
+        raise KitError(f"no judgments in {qrels_path}: there is nothing to evaluate against")
     run_path = args.run or folder / "candidates.trec"
     # The rank column decides the order. First-stage BM25 scores tie often, and trec_eval would
     # reorder ties by docid; the published BM25 figures (dl19 0.5058...) use the file's ranks.
     run = {q: {c.docid: float(len(cands) - i) for i, c in enumerate(cands)} for q, cands in read_run(run_path).items()}
     result = evaluate(run, qrels, args.measures)
+    if result.num_queries == 0:
+        raise KitError(f"{run_path}: none of its {len(run)} queries has judgments in {qrels_path}")
     if args.json:
         out = result.to_json()
         if not args.per_query:

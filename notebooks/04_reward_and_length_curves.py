@@ -1,0 +1,204 @@
+# %% [markdown]
+# # 04 · Reward and length curves: reading a GRPO run
+#
+# A GRPO run can look busy and learn nothing: the loss of GRPO is not a measure of progress (it is
+# close to zero by construction, since advantages average to zero), so the curves to watch are the
+# reward and the signals that explain it. REARANK's paper reports the reward rising while the
+# reasoning length stays stable; this notebook shows how to draw those curves and how to read them.
+#
+# **What you will learn**
+#
+# - what each logged metric means: the reward (mean, spread within groups, each component), the share
+#   of groups with zero reward spread, the completion length and the share clipped at the limit, KL;
+# - how to read one run, overlay several, and smooth noisy curves (EMA, rolling mean);
+# - how to recognise the failure patterns (a run that learns nothing, truncated reasoning, a runaway
+#   policy, a collapsing length) and what to change, with `curves.diagnose`.
+#
+# **Runtime and hardware**
+#
+# | mode | hardware | time |
+# | --- | --- | --- |
+# | smoke (`REARANK_KIT_SMOKE=1`) | CPU | under a minute |
+# | full | CPU | under a minute |
+# | GPU | not needed | |
+#
+# The curves come from the reference run committed with the kit
+# (`data/runs/cpu-tiny-dl21/metrics.jsonl`: the `cpu-tiny` preset on TREC DL21 sets) and, when
+# notebook 03 has run, from the fresh run it wrote. A `metrics.jsonl` from a GPU run reads the same.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from rearank_kit.notebook import REPO_ROOT, describe_hardware, run_folder
+
+RUN = run_folder("04_reward_and_length_curves")  # the only folder this notebook writes to
+REFERENCE = REPO_ROOT / "data" / "runs" / "cpu-tiny-dl21"
+FRESH = RUN.parent / "03_grpo_training" / "grpo"  # notebook 03's run folder (read only)
+print(describe_hardware())
+print("run folder:", RUN)
+
+# %% [markdown]
+# ## 1. Load the runs
+#
+# `load_curves` reads a `metrics.jsonl` (or TRL's `trainer_state.json`, or a checkpoint folder) into
+# one row per step, with TRL's column names. A last line cut by an interrupted run is skipped.
+
+# %%
+from rearank_kit.curves import load_curves, reward_components
+
+runs = {"reference (cpu-tiny, dl21)": load_curves(REFERENCE / "metrics.jsonl")}
+if (FRESH / "metrics.jsonl").is_file():
+    runs["fresh (notebook 03)"] = load_curves(FRESH)
+else:
+    print("notebook 03 has not written a run yet: showing the reference run only")
+for name, df in runs.items():
+    print(f"{name}: {len(df)} logged steps, reward components {reward_components(df)}")
+ref = runs["reference (cpu-tiny, dl21)"]
+MAIN = ["reward", "reward_std", *[f"rewards/{fn}/mean" for fn in reward_components(ref)], "frac_reward_zero_std",
+        "completions/mean_length", "completions/clipped_ratio", "kl", "loss", "step_time"]
+ref[[c for c in MAIN if c in ref.columns]].head()
+
+# %% [markdown]
+# The reference run comes with a README that says how it was made and what happened in it:
+
+# %%
+print((REFERENCE / "README.md").read_text(encoding="utf-8") if (REFERENCE / "README.md").is_file()
+      else "(no README beside the reference run)")
+
+# %% [markdown]
+# ## 2. What each curve says
+#
+# | column | meaning | healthy |
+# | --- | --- | --- |
+# | `reward` | mean total reward of the step's completions | rises, then levels off |
+# | `reward_std` | spread of rewards *within* groups | stays above 0: GRPO learns from differences |
+# | `rewards/<fn>/mean` | each component: rank, the two formats | format near 1 early, rank rising |
+# | `frac_reward_zero_std` | share of groups whose completions all got the same reward | low: such groups teach nothing |
+# | `completions/mean_length` | mean completion length in tokens | stable, or a slow rise |
+# | `completions/clipped_ratio` | share cut at `max_completion_length` | near 0: a cut reply has no answer |
+# | `kl` | distance from the starting model (only with `beta > 0`) | small, slowly rising |
+#
+# The reward panel draws the mean with a band of plus or minus `reward_std`, and each component.
+# The `cpu-tiny` preset trains with `beta = 0` (no reference model, to save memory), so it logs no KL
+# and that panel stays empty; the GPU presets use the paper's `beta = 0.01`.
+
+# %%
+from rearank_kit.curves import plot_kl, plot_length, plot_reward, plot_zero_std
+
+fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+plot_reward(ref, ax=axes[0, 0])
+plot_length(ref, ax=axes[0, 1])
+plot_zero_std(ref, ax=axes[1, 0])
+plot_kl(ref, ax=axes[1, 1])
+fig.tight_layout()
+
+# %% [markdown]
+# ## 3. Smoothing
+#
+# With one prompt per step (the tiny preset) the reward jumps from step to step: each step sees a
+# different set, some easy, some hard. Smooth before judging a trend, but keep the raw line in view.
+# The exponential moving average is TensorBoard's (`weight` 0.6 = a memory of a few steps); the
+# rolling mean averages the last `window` steps.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(16, 4), sharey=True)
+plot_reward(ref, ax=axes[0], components=False)
+plot_reward(ref, ax=axes[1], components=False, smooth=0.8)
+plot_reward(ref, ax=axes[2], components=False, window=5)
+for ax, title in zip(axes, ["raw", "EMA, weight 0.8", "rolling mean of 5 steps"], strict=True):
+    ax.set_title(title)
+fig.tight_layout()
+
+# %% [markdown]
+# ## 4. All panels, several runs
+#
+# `plot_dashboard` draws the six panels with one colour per run: overlay a fresh run on the reference,
+# or the runs of an ablation (e.g. the three reward modes of notebook 02). Then save it, with a
+# manifest beside the PNG saying which runs and which smoothing made it.
+
+# %%
+from rearank_kit.curves import plot_dashboard, save_figure
+
+dashboard = plot_dashboard(runs, smooth=0.6)
+save_figure(dashboard, RUN / "dashboard.png", {"runs": {name: df.attrs.get("source") for name, df in runs.items()},
+                                              "smooth": 0.6})
+
+# %% [markdown]
+# ## 5. Failure patterns
+#
+# Four ways a GRPO run goes wrong, as made-up curves (30 steps) so that each pattern is plain:
+#
+# - **learns nothing**: every group's completions get the same reward (`frac_reward_zero_std` = 1),
+#   so every advantage is 0. Typical causes: temperature too low, groups too small, sets whose order
+#   cannot be improved, or a parser that reads every reply as the same ranking. The reward then sits
+#   at the *format floor*, 0.2: what a well-formatted reply that changes nothing earns;
+# - **truncated reasoning**: the reasoning grows until most completions hit `max_completion_length`
+#   (clipped ratio near 1): no `<answer>`, no rank reward;
+# - **runaway policy**: KL grows without bound, usually a learning rate too high or `beta` too low;
+# - **collapsing length**: the model learns to drop its reasoning (an empty `<think>`), which can
+#   still earn format rewards.
+
+# %%
+steps = pd.RangeIndex(1, 31, name="step")
+t = np.linspace(0, 1, len(steps))
+rng = np.random.default_rng(0)
+noise = rng.normal(0, 0.02, len(steps))
+healthy = {"reward": 0.25 + 0.45 * t + noise, "reward_std": 0.3 - 0.1 * t, "frac_reward_zero_std": 0.2 - 0.1 * t,
+           "completions/mean_length": 300 + 40 * t, "completions/clipped_ratio": 0.02 + 0 * t, "kl": 0.02 * t,
+           "rewards/rank_reward/mean": 0.1 + 0.5 * t, "rewards/format_think_answer_reward/mean": 0.8 + 0.2 * t,
+           "rewards/format_answer_reward/mean": 0.9 + 0.1 * t}
+patterns = {
+    "healthy": pd.DataFrame(healthy, index=steps),
+    "learns nothing": pd.DataFrame({**healthy, "reward": 0.2 + 0 * t, "reward_std": 0 * t,
+                                    "frac_reward_zero_std": 1 + 0 * t, "rewards/rank_reward/mean": 0 * t,
+                                    "rewards/format_think_answer_reward/mean": 1 + 0 * t,
+                                    "rewards/format_answer_reward/mean": 1 + 0 * t}, index=steps),
+    "truncated reasoning": pd.DataFrame({**healthy, "reward": 0.3 - 0.2 * t + noise,
+                                         "completions/mean_length": 900 + 1100 * t,
+                                         "completions/clipped_ratio": 0.05 + 0.85 * t}, index=steps),
+    "runaway policy": pd.DataFrame({**healthy, "kl": 0.01 * np.exp(6 * t)}, index=steps),
+    "collapsing length": pd.DataFrame({**healthy, "completions/mean_length": 400 * (1 - 0.9 * t)}, index=steps),
+}
+patterns_fig = plot_dashboard(patterns, smooth=0.0)
+
+# %%
+from rearank_kit.curves import diagnose
+
+for name, df in patterns.items():
+    findings = diagnose(df)
+    print(f"== {name}: {len(findings)} finding(s)")
+    for finding in findings:
+        print("  -", finding)
+
+# %% [markdown]
+# ## 6. Diagnose the real runs
+#
+# The same checks on the reference run and, if present, the fresh one. A run of a few steps is too
+# short to judge, and `diagnose` says so. Do not expect the tiny preset to pass: it trains a 135M
+# model for a few dozen steps to exercise the pipeline, not to make a reranker, and its curves show
+# real failure patterns. Match each finding with the panels above, then read the completions
+# (exercise 4) to see what the model actually wrote.
+
+# %%
+for name, df in runs.items():
+    print(f"== {name}")
+    for finding in diagnose(df) or ["no failure pattern found"]:
+        print("  -", finding)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Change the smoothing weight in section 3 from 0.8 to 0.95. What trend appears that is not in the
+#    raw data? When does smoothing mislead?
+# 2. Make the "healthy" curves of section 5 fail `diagnose` with as small a change as you can. Which
+#    threshold of `diagnose` did you cross?
+# 3. Train the tiny preset twice in notebook 03, with `reward_mode="normalized"` and `"raw"`, and
+#    overlay the two runs here. Which curves differ, and why (notebook 02, section 4)?
+# 4. In the reference run, at which steps is `frac_reward_zero_std` 1? Look up completions of such
+#    steps in `completions_sample.jsonl` beside the reference run (or in the `completions.jsonl` of
+#    your own run; notebook 03 shows how to read it) and explain why every completion of a group got
+#    the same reward.
+# 5. (Teachers) Show students only the dashboard of a run and ask them to predict what its
+#    completions look like.

@@ -1,0 +1,180 @@
+"""The learning loop closed on real components: augment -> train -> evaluate-sets -> export.
+
+One real GRPO step of the bundled SmolLM2-135M (TRL, LoRA) gives a run folder; the tests then
+use that folder as a model: its template, prefill, parsing mode and window come from its
+manifest, held-out sets are reranked and scored (hf, and vLLM with the adapter as a LoRA
+request), the evaluation resumes, bad inputs are refused before anything is written, and the run
+is exported as a merged model with a model card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TRAIN = ["max_completion_length=12", "temperature=1.0", "torch_threads=1", "seed=0", "num_generations=4",
+         "per_device_train_batch_size=4", "lora_top_layers=4"]  # fmt: skip
+SET_FIELDS = {"set_id", "qid", "docids", "grades", "ideal_grades", "completion", "order", "rank_reward",
+              "ndcg10_initial", "ndcg10_reranked"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def aug(tmp_path_factory, sample_dir) -> Path:
+    """Window-5 sets of the sample with a three-way split by query."""
+    from rearank_kit.augment import AugmentConfig, run_augment
+
+    out = tmp_path_factory.mktemp("loop") / "aug"
+    run_augment(sample_dir, out, AugmentConfig(window=5, samples_per_query=4, seed=0, template="compact",
+                                               order="random", test_fraction=0.2, validation_fraction=0.2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(aug, tmp_path_factory) -> Path:
+    from rearank_kit.cli import main
+
+    out = tmp_path_factory.mktemp("loop") / "grpo"
+    args = ["train", "--preset", "cpu-tiny", "--data", str(aug), "--out", str(out), "--steps", "1",
+            "--save-steps", "1", "--quiet", *[a for s in TRAIN for a in ("--set", s)]]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def _sets(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "sets.jsonl").read_text().splitlines()]
+
+
+def test_completions_log_names_each_set(run):
+    """The trainer override (train.py) still sees TRL's logs: every completion carries its set."""
+    lines = [json.loads(line) for line in (run / "completions.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and all(r["qid"] and r["set_id"].startswith(r["qid"]) for r in lines)
+
+
+def test_a_run_folder_and_its_checkpoint_are_policies(run):
+    from rearank_kit.policy import resolve_policy
+
+    for folder in (run, run / "checkpoint-1"):
+        policy = resolve_policy(folder)
+        assert (policy.template, policy.lenient, policy.window, policy.trained) == ("compact", True, 5, True)
+        assert policy.adapter == str(folder) and policy.base == "smollm2-135m"
+    with pytest.warns(UserWarning, match="trained with the 'compact' template"):
+        assert resolve_policy(run, template="rankgpt").template == "rankgpt"
+
+
+def test_evaluate_sets_scores_held_out_sets_and_resumes(run, aug, tmp_path, sample_dir):
+    from rearank_kit.cli import main
+
+    base, trained = tmp_path / "base", tmp_path / "trained"
+    common = ["--sets", str(aug), "--split", "heldout", "--per-query", "2", "--no-progress"]
+    assert main(["evaluate-sets", "--model", "smollm2-135m", "--lenient", "--out", str(base), *common]) == 0
+    assert main(["evaluate-sets", "--model", str(run), "--out", str(trained), "--against", str(base), *common]) == 0
+    records = _sets(trained)
+    test_qids = json.loads((aug / "summary.json").read_text())["test_qids"]
+    assert records and {r["qid"] for r in records} <= set(test_qids)
+    assert all(SET_FIELDS <= set(r) and r["completion"].startswith("<answer>[") for r in records)
+    assert all(sorted(r["order"]) == list(range(5)) for r in records)
+    # Identifiers and grades only: no passage or query text beside the model's own reply.
+    passages = [json.loads(line)["text"] for line in (sample_dir / "passages.jsonl").read_text().splitlines()]
+    without_replies = json.dumps([{k: v for k, v in r.items() if k != "completion"} for r in records])
+    assert not any(p[:40] in without_replies for p in passages) and not any("texts" in r or "query" in r for r in records)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["lenient"] is True and metrics["template"] == "compact"
+    assert metrics["sets"] == len(records) and "vs_initial_order" in metrics
+    assert metrics["comparison"]["rank_reward"]["sets"] == len(records)
+    gain = sum(r["ndcg10_reranked"] - r["ndcg10_initial"] for r in records) / len(records)
+    assert metrics["vs_initial_order"]["mean"] == pytest.approx(gain)
+    manifest = json.loads((trained / "manifest.json").read_text())
+    assert manifest["kind"] == "evaluate-sets" and manifest["template_hash"] and manifest["adapter"] == str(run)
+
+    # Interrupted after the first set: the same command finishes the others and gives the same file.
+    whole = (trained / "sets.jsonl").read_text()
+    (trained / "sets.jsonl").write_text(whole.splitlines(keepends=True)[0])
+    assert main(["evaluate-sets", "--model", str(run), "--out", str(trained), *common]) == 0
+    assert (trained / "sets.jsonl").read_text() == whole
+
+
+def test_bad_inputs_are_named_and_nothing_is_written(run, aug, tmp_path):
+    from rearank_kit.augment import AugmentConfig, run_augment
+    from rearank_kit.errors import KitError
+    from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
+    from rearank_kit.policy import resolve_policy
+
+    no_manifest = tmp_path / "no-manifest"
+    shutil.copytree(run, no_manifest, ignore=shutil.ignore_patterns("manifest.json", "checkpoint-*"))
+    with pytest.raises(KitError, match="adapter without the run's manifest.json"):
+        resolve_policy(no_manifest)
+
+    other_base = tmp_path / "other-base"
+    shutil.copytree(run, other_base)
+    config_path = other_base / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = "/models/Qwen2.5-7B-Instruct"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(KitError, match="base_model_name_or_path.*another base model"):
+        resolve_policy(other_base)
+
+    wide = tmp_path / "aug-w4"
+    run_augment(Path(json.loads((aug / "summary.json").read_text())["data_path"]), wide,
+                AugmentConfig(window=4, samples_per_query=2, seed=0, template="compact", test_fraction=0.2))
+    out = tmp_path / "eval-w4"
+    with pytest.raises(KitError, match=r"sets of 4 passages \(field docids\).*field config.window"):
+        evaluate_sets(run, wide, out, SetEvalConfig(split="test"), progress=False)
+    assert not out.exists()
+
+
+def test_export_writes_a_merged_model_with_a_card(run, tmp_path):
+    import torch
+
+    from rearank_kit.cli import main
+    from rearank_kit.models import load_hf_model
+    from rearank_kit.policy import resolve_policy
+
+    out = tmp_path / "merged"
+    assert main(["export", str(run), str(out)]) == 0
+    card = (out / "README.md").read_text()
+    record = json.loads((out / "rearank_kit.json").read_text())
+    assert "compact" in card and record["template_hash"] in card and "[0.8, 0.1, 0.1]" in card
+    assert record["manifest"]["data_fingerprint"] in card
+    policy = resolve_policy(out)
+    assert (policy.template, policy.lenient, policy.window, policy.adapter) == ("compact", True, 5, None)
+    exported, tok = load_hf_model(out)
+    merged, _ = load_hf_model(run)
+    ids = tok("which passage answers the query", return_tensors="pt").input_ids
+    with torch.inference_mode():
+        assert torch.allclose(exported(ids).logits, merged(ids).logits, atol=1e-5)
+    with pytest.raises(Exception, match="not an empty folder"):
+        main(["--debug", "export", str(run), str(out)])
+
+
+_VLLM_CHILD = """
+import json, sys
+from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
+model, sets, out = sys.argv[1:4]
+evaluate_sets(model, sets, out, SetEvalConfig(split="test", per_query=2, batch_size=8), backend="vllm",
+              progress=False, max_model_len=1024)
+"""
+
+
+@pytest.mark.vllm
+def test_vllm_runs_the_adapter_as_a_lora_request_like_hf(run, aug, tmp_path):
+    pytest.importorskip("vllm")
+    from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
+
+    evaluate_sets(run, aug, tmp_path / "hf", SetEvalConfig(split="test", per_query=2), progress=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _VLLM_CHILD, str(run), str(aug), str(tmp_path / "vllm")],
+                          capture_output=True, text=True, timeout=900, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hf, vllm = _sets(tmp_path / "hf"), _sets(tmp_path / "vllm")
+    assert [r["set_id"] for r in hf] == [r["set_id"] for r in vllm]
+    # Greedy decoding of the same merged weights: the same rankings (fp32 on CPU, token for token).
+    assert [r["order"] for r in hf] == [r["order"] for r in vllm]
+    assert json.loads((tmp_path / "vllm" / "manifest.json").read_text())["backend"] == "vllm"
