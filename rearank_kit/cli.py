@@ -3,13 +3,16 @@
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``,
 and imports its heavy dependencies inside ``run`` so that ``rearank-kit --help`` and
 ``rearank-kit eval`` stay fast. Errors the user can fix are printed on stderr without a
-traceback (exit 2); ``--debug`` shows the traceback.
+traceback (exit 2); ``--debug`` shows the traceback. vLLM and transformers log at WARNING, on
+stderr, unless ``--debug`` (``quiet_libraries``): standard output carries the command's own
+results (``--json``). Flags shared by several subcommands live in ``commands/_common.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -39,9 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries(debug: bool) -> None:
+    """Log levels of the libraries a command may load, set before they are imported (a value
+    already in the environment wins): WARNING, or INFO with ``--debug``; vLLM on stderr."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if debug else "WARNING")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if debug else "warning")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = getattr(args, "debug", False)
+    quiet_libraries(debug)
     try:
         return int(args._run(args) or 0)
     except KitError as exc:

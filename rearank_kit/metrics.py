@@ -6,8 +6,16 @@ documents of the query, not only the retrieved ones. ``evaluate`` computes any i
 measure per query and returns a table; ``experiment`` compares several runs in one call, like
 pyterrier's ``pt.Experiment``, with a paired t-test against a baseline.
 
+Which queries a mean is over (``missing_queries``): ``"zero"`` (the default) averages over every
+judged query, a judged query the run lacks (or leaves empty) scoring 0: trec_eval's ``-c``, what
+pyserini's and RankLLM's reported numbers use. ``"skip"`` averages over the judged queries the
+run ranks: trec_eval without ``-c``, and what the authors' pytrec_eval code computes (their runs
+hold every judged query, so for them the two agree). The result records the choice and the
+missing queries, and ``rearank-kit eval`` prints both.
+
     rearank-kit eval --data dl19                    # BM25 nDCG@10 = 0.5058
     rearank-kit eval --data dl19 --run runs/x/run.trec --measures nDCG@10,RR@10,R@100
+    rearank-kit eval --data dl19 --run runs/x/run.trec --missing-queries skip
 """
 
 from __future__ import annotations
@@ -19,6 +27,11 @@ from dataclasses import dataclass
 from rearank_kit.data import Qrels, Run
 
 DEFAULT_MEASURES = ("nDCG@10",)
+MISSING_QUERIES = {  # how a judged query absent from the run counts, and what the choice is called
+    "zero": "judged queries missing from the run count as 0 (trec_eval -c, as pyserini and RankLLM report)",
+    "skip": "judged queries missing from the run are left out of the mean (trec_eval without -c)",
+}
+DEFAULT_MISSING_QUERIES = "zero"
 
 
 # --- nDCG for teaching --------------------------------------------------------------------------
@@ -61,6 +74,13 @@ class Evaluation:
     """Per-query scores (``per_query``: DataFrame, qid x measure) and their means."""
 
     per_query: object  # pandas.DataFrame, typed loosely so that importing this module stays light
+    missing_queries: str = DEFAULT_MISSING_QUERIES  # the policy the means follow (MISSING_QUERIES)
+    missing: tuple[str, ...] = ()  # judged queries the run lacks: 0 in per_query under "zero", absent under "skip"
+
+    @property
+    def policy(self) -> str:
+        """One line saying which queries the means are over, for printing beside them."""
+        return MISSING_QUERIES[self.missing_queries]
 
     @property
     def mean(self) -> dict[str, float]:
@@ -74,6 +94,8 @@ class Evaluation:
         return {
             "measures": self.mean,
             "num_queries": self.num_queries,
+            "missing_queries": self.missing_queries,
+            "missing": list(self.missing),
             "per_query": {m: {q: float(v) for q, v in self.per_query[m].items()} for m in self.per_query.columns},
         }
 
@@ -94,26 +116,38 @@ def _parse_measures(measures):
     return parsed
 
 
-def evaluate(run: Run, qrels: Qrels, measures: Sequence[str] | str = DEFAULT_MEASURES) -> Evaluation:
+def evaluate(
+    run: Run,
+    qrels: Qrels,
+    measures: Sequence[str] | str = DEFAULT_MEASURES,
+    missing_queries: str = DEFAULT_MISSING_QUERIES,
+) -> Evaluation:
     """Score ``run`` against ``qrels`` per query with ir-measures.
 
-    Queries are those with both a ranking and judgments (trec_eval's default); binary measures
-    (RR, R, P, AP) count grade >= 1 as relevant unless the measure says otherwise
-    (e.g. ``RR(rel=2)@10``, the TREC DL convention for graded judgments).
+    ``missing_queries``: ``"zero"`` scores every judged query, those the run lacks or leaves
+    empty as 0 (trec_eval ``-c``); ``"skip"`` scores only the judged queries the run ranks.
+    Queries without judgments are never scored. Binary measures (RR, R, P, AP) count grade >= 1
+    as relevant unless the measure says otherwise (e.g. ``RR(rel=2)@10``, the TREC DL convention
+    for graded judgments).
     """
     import ir_measures
     import pandas as pd
 
+    from rearank_kit.errors import KitError
+
+    if missing_queries not in MISSING_QUERIES:
+        raise KitError(f"missing_queries must be one of {', '.join(MISSING_QUERIES)}, got {missing_queries!r}")
     parsed = _parse_measures(measures)
     judged_run = {q: docs for q, docs in run.items() if q in qrels and docs}
-    # ir-measures also reports judged queries that the run lacks; trec_eval's default skips them.
-    run_qrels = {q: qrels[q] for q in judged_run}
-    rows: dict[str, dict[str, float]] = {q: {} for q in judged_run}
-    for metric in ir_measures.iter_calc(parsed, run_qrels, judged_run):
+    missing = tuple(sorted(q for q in qrels if q not in judged_run))
+    scored = list(qrels) if missing_queries == "zero" else list(judged_run)
+    rows: dict[str, dict[str, float]] = {q: {} for q in scored}
+    for metric in ir_measures.iter_calc(parsed, {q: qrels[q] for q in scored}, judged_run):
         rows[metric.query_id][str(metric.measure)] = float(metric.value)
+    # A query without a ranking has no value from ir-measures for some measures: it scores 0.
     table = pd.DataFrame.from_dict(rows, orient="index", columns=[str(m) for m in parsed]).fillna(0.0)
     table.index.name = "qid"
-    return Evaluation(table.sort_index())
+    return Evaluation(table.sort_index(), missing_queries, missing)
 
 
 def paired_ttest(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[float, float]:
@@ -139,15 +173,17 @@ def experiment(
     qrels: Qrels,
     measures: Sequence[str] | str = DEFAULT_MEASURES,
     baseline: str | None = None,
+    missing_queries: str = DEFAULT_MISSING_QUERIES,
 ):
     """One row per system, one column per measure (means), plus ``<measure> p`` columns with the
-    paired t-test p-value against ``baseline`` (the first system by default).
+    paired t-test p-value against ``baseline`` (the first system by default). ``missing_queries``
+    as in ``evaluate``.
 
     Returns ``(table, per_query)`` where ``per_query[name]`` is that system's Evaluation.
     """
     import pandas as pd
 
-    per_query = {name: evaluate(run, qrels, measures) for name, run in runs.items()}
+    per_query = {name: evaluate(run, qrels, measures, missing_queries) for name, run in runs.items()}
     names = list(runs)
     baseline = baseline or names[0]
     rows = []

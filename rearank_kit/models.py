@@ -2,7 +2,7 @@
 
 A *preset* is a model the kit knows: where it comes from and which prompt templates suit it
 (Rearank-7B was trained on the ``rearank`` prompt only; other prompts are out of its training
-distribution, so ``check_template`` refuses them). ``resolve_model`` turns a preset name, alias,
+distribution, so ``check_template`` warns when one is named and refuses one that is not). ``resolve_model`` turns a preset name, alias,
 folder or hub id into something ``from_pretrained`` can load; the bundled preset resolves to its
 converted checkpoint (``bundled.py``). ``load_hf_model`` loads a model and tokenizer for
 inference, and a LoRA adapter saved by ``rearank-kit train`` as its base with the adapter merged.
@@ -119,16 +119,29 @@ def resolve_model(name_or_path: str | os.PathLike, prepare: bool = True) -> tupl
     raise KitError(f"unknown model {text!r}: not a folder, a hub id (owner/name) or a preset ({', '.join(PRESETS)})")
 
 
-def check_template(model: str | os.PathLike, template_name: str) -> None:
-    """Raise KitError when a known preset is paired with a template it does not suit."""
+def check_template(model: str | os.PathLike, template_name: str, explicit: bool = True) -> None:
+    """Check a known preset against a template it does not suit: warn when the template was named
+    explicitly, refuse (KitError) when it was not.
+
+    The one policy for a template other than the model's own (``policy.resolve_policy`` applies
+    it to trained runs): a template asked for by name runs, with a ``TemplateMismatchWarning``, so
+    that an ablation such as the paper's Table 4 (REARANK-7B with the zero-shot ``rankgpt``
+    prompt, "reasoning off") can be run on purpose; a default that would not suit is refused.
+    ``explicit``: whether the user named ``template_name`` (False: it came from a default).
+    """
     preset = find_preset(model)
-    if preset is None or preset.templates_allowed is None:
+    if preset is None or preset.templates_allowed is None or template_name in preset.templates_allowed:
         return
-    if template_name not in preset.templates_allowed:
-        raise KitError(
-            f"template {template_name!r} does not suit model {preset.name}: use "
-            f"{' or '.join(repr(t) for t in preset.templates_allowed)} ({preset.notes})"
-        )
+    problem = (f"template {template_name!r} does not suit model {preset.name}, which is meant for "
+               f"{' or '.join(repr(t) for t in preset.templates_allowed)} ({preset.notes})")
+    if not explicit:
+        raise KitError(f"{problem}; name the template explicitly to run it anyway")
+    import warnings
+
+    from rearank_kit.policy import TemplateMismatchWarning
+
+    warnings.warn(f"{problem}; running it because it was named explicitly: the results measure the model on a "
+                  "prompt it was not trained or meant for", TemplateMismatchWarning, stacklevel=2)
 
 
 def default_template(model: str | os.PathLike) -> str:

@@ -8,8 +8,15 @@ output records ``template.name`` and ``template.hash``, so that a number can nev
 from the wrong prompt.
 
 Placeholders: ``{query}``, ``{num}`` (passages in the window), ``{passages}`` (inline style),
-``{index}`` (1-based) and ``{text}`` (passage text, whitespace collapsed and cut to
-``max_passage_chars``). Any other braces are literal text.
+``{index}`` (1-based) and ``{text}`` (passage text cleaned by ``clean_passage``). Any other braces
+are literal text. A ``turns`` template with an empty ``passage_ack`` sends the passages as
+consecutive user turns, with no assistant turn between them (the REARANK authors' RankGPT prompt).
+
+Passage cleaning is the REARANK authors' (``rank_gpt.py``): whitespace collapsed, the
+``"Title: Content: "`` that an empty BEIR title leaves removed, ends stripped, then the first
+``max_passage_chars`` characters kept (so a cut passage may end in a space, as theirs does). The
+bundled ``rearank`` and ``rankgpt`` templates reproduce the authors' messages exactly, whitespace
+included (``tests/test_prompts.py`` against ``../shared/paper/official_prompts.json``).
 """
 
 from __future__ import annotations
@@ -38,9 +45,18 @@ def _fill(template: str, /, **values) -> str:
     return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
+EMPTY_TITLE = "Title: Content: "  # what "Title: {title} Content: {text}" leaves of an untitled BEIR document
+
+
 def clean_passage(text: str, max_chars: int) -> str:
-    """Collapse whitespace and keep the first ``max_chars`` characters (REARANK: 400)."""
-    return " ".join(text.split())[:max_chars]
+    """The passage text a prompt shows: whitespace collapsed, ``EMPTY_TITLE`` removed, the first
+    ``max_chars`` characters (REARANK: 400, RankGPT: 300).
+
+    The authors collapse whitespace when they read a document and remove the empty-title prefix
+    when they build the prompt; collapsing first makes the prefix match whatever whitespace the
+    raw text had around it.
+    """
+    return " ".join(text.split()).replace(EMPTY_TITLE, "").strip()[:max_chars]
 
 
 @dataclass(frozen=True)
@@ -84,7 +100,8 @@ class PromptTemplate:
         if self.passage_style == "turns":
             for i, line in enumerate(lines):
                 chat.append({"role": "user", "content": line})
-                chat.append({"role": "assistant", "content": _fill(self.passage_ack, index=i + 1)})
+                if self.passage_ack:
+                    chat.append({"role": "assistant", "content": _fill(self.passage_ack, index=i + 1)})
         final = _fill(self.final_user, query=query, num=num, passages="\n".join(lines))
         chat.append({"role": "user", "content": final})
         return chat

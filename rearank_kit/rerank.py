@@ -21,14 +21,17 @@ How this departs from the paper's code (RankGPT's ``sliding_windows``):
 * Finished queries are appended to ``rankings.jsonl`` as they finish, so an interrupted run
   resumes where it stopped (the same command again), and every model call leaves a trace record.
 
-``rerank()`` works in memory; ``rerank_run.rerank_benchmark`` writes (and resumes) a run folder.
-The template is loaded once per run and the PromptTemplate object passed down.
+``rerank()`` works in memory; ``rerank_run.rerank_benchmark`` writes (and resumes) a run folder;
+``reranker.Reranker`` is the short public door (``Reranker(model).rerank(query, passages)``).
+Every entry point takes the template the same way (``model_template``): the one asked for, else
+the model's own (``policy.resolve_policy``: its preset's, or the one a kit training run recorded),
+with a warning when it is not the one the model was trained or meant for. The template is loaded once per run and the PromptTemplate object passed down.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -55,7 +58,7 @@ ANSWER_ONLY_MAX_NEW_TOKENS = 128
 class RerankConfig:
     top_k: int = 100  # rerank the first-stage top k; the rest keeps its first-stage order below
     window: int = 20  # passages per model call (the paper's window)
-    step: int = 10  # how far the window moves up; window - step passages overlap
+    step: int = 10  # how far the window moves up (the CLI's --stride); window - step passages overlap
     template: str | None = None  # prompt template name or .toml path; None: the model's own (policy.py)
     max_new_tokens: int | None = None  # None: chosen by template.reasoning (2048 or 128)
     temperature: float = 0.0  # 0 = greedy, the paper's evaluation setting
@@ -78,7 +81,7 @@ class RerankConfig:
         if self.window < 2:
             raise KitError(f"window must be at least 2 passages, got {self.window}")
         if not 1 <= self.step <= self.window:
-            raise KitError(f"step must be between 1 and the window ({self.window}), got {self.step}")
+            raise KitError(f"the stride (step) must be between 1 and the window ({self.window}), got {self.step}")
         if self.top_k < 1:
             raise KitError(f"top_k must be positive, got {self.top_k}")
         if self.mode not in ("batched", "sequential"):
@@ -93,6 +96,32 @@ class RerankConfig:
         d = asdict(self)
         d["stop"] = list(self.stop) if self.stop else None
         return d
+
+
+# --- the template a model runs with --------------------------------------------------------------
+
+
+def model_template(model_id: str | None, template: str | PromptTemplate | None = None) -> PromptTemplate:
+    """The template to run ``model_id`` with, loaded: ``template`` when given, else the model's own.
+
+    The model's own comes from ``policy.resolve_policy`` (a preset's default, or what a kit
+    training run or export recorded). Naming another one runs it with a warning
+    (``TemplateMismatchWarning``): for a trained model (``resolve_policy``) and for a preset it
+    does not suit (``models.check_template``, which refuses such a template only when it was not
+    named).
+    """
+    from rearank_kit.models import check_template, default_template
+    from rearank_kit.policy import resolve_policy
+
+    asked = template.name if isinstance(template, PromptTemplate) else template
+    if model_id:
+        name = resolve_policy(model_id, asked).template  # warns on a mismatch with a trained model
+    else:
+        name = asked or default_template("")
+    loaded = template if isinstance(template, PromptTemplate) else load_template(name)
+    if model_id:
+        check_template(model_id, loaded.name, explicit=template is not None)
+    return loaded
 
 
 # --- window arithmetic --------------------------------------------------------------------------
@@ -152,16 +181,17 @@ def rerank_one(
     query: str,
     passages: Sequence[str],
     backend: Any,
-    template: str | PromptTemplate = "compact",
+    template: str | PromptTemplate | None = None,
     max_new_tokens: int | None = None,
     temperature: float = 0.0,
 ) -> WindowResult:
     """One model call on one window (no sliding): the parsed ranking and the raw output.
+    ``template`` defaults to the model's own (``model_template``).
 
     >>> r = rerank_one("what is a cat", ["Cars have wheels.", "A cat is a small feline."], backend)
     >>> r.output, r.order   # e.g. ('<answer>[2] > [1]</answer>', [1, 0])
     """
-    template = load_template(template)
+    template = model_template(getattr(backend, "model_id", None), template)
     config = RerankConfig(template=template.name, max_new_tokens=max_new_tokens, temperature=temperature)
     config = config.resolved(template)
     messages = template.messages(query, list(passages))
@@ -186,7 +216,7 @@ class _QueryState:
         return Ranking(self.ranking.query, self.head + self.tail)
 
 
-def _run_group(states, backend, template, config, gen_config, traces_path, bar) -> None:
+def _run_group(states, backend, template, config, gen_config, on_trace, bar) -> None:
     """All windows of a group of queries: one backend call per window position (round)."""
     prefill = template.prefill or None
     rounds = max((len(s.windows) for s in states), default=0)
@@ -204,8 +234,8 @@ def _run_group(states, backend, template, config, gen_config, traces_path, bar) 
             start, end = s.windows[r]
             parsed = parse_ranking(gen.text, len(window))
             s.head[start:end] = [window[i] for i in parsed.order]  # later windows see this order
-            if traces_path is not None:
-                append_jsonl(traces_path, {
+            if on_trace is not None:
+                on_trace({
                     "qid": s.ranking.query.qid, "window": [start, end], "docids": [c.docid for c in window],
                     "output": gen.text, "order": parsed.order, "diagnostics": parsed.diagnostics(),
                     "prompt_tokens": gen.prompt_tokens, "output_tokens": gen.output_tokens,
@@ -225,13 +255,22 @@ def _run_group(states, backend, template, config, gen_config, traces_path, bar) 
 def rerank_queries(
     rankings: list[Ranking], backend: Any, config: RerankConfig, template: PromptTemplate,
     finished: dict[str, Ranking], out: Path | None, progress: bool,
+    on_trace: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[Ranking]:
     """Rerank the queries not yet in ``finished`` (qid -> ranking, filled in as queries finish);
     with a folder ``out``, append each model call to its traces and each finished query to its
-    rankings log. ``config`` is resolved, ``template`` the PromptTemplate it names."""
+    rankings log; ``on_trace`` (optional) receives every trace record too. ``config`` is
+    resolved, ``template`` the PromptTemplate it names."""
     from tqdm.auto import tqdm
 
-    traces_path = out / TRACES_LOG if out is not None else None
+    sinks = [on_trace] if on_trace is not None else []
+    if out is not None:
+        sinks.append(lambda trace: append_jsonl(out / TRACES_LOG, trace))
+
+    def record(trace: dict[str, Any]) -> None:
+        for sink in sinks:
+            sink(trace)
+
     gen_config = _generation_config(config)
     todo = [
         _QueryState(r, list(r.candidates[: config.top_k]), list(r.candidates[config.top_k :]))
@@ -246,7 +285,7 @@ def rerank_queries(
     try:
         for g in range(0, len(todo), size):
             group = todo[g : g + size]
-            _run_group(group, backend, template, config, gen_config, traces_path, bar)
+            _run_group(group, backend, template, config, gen_config, record if sinks else None, bar)
             for s in group:  # logged only when all its windows are done: a resume restarts the query
                 finished[s.ranking.query.qid] = s.result()
                 if out is not None:
@@ -295,10 +334,6 @@ def rerank(
                                 manifest_fields=manifest_fields).rankings  # fmt: skip
     rankings = list(data.rankings if isinstance(data, Benchmark) else data)
     config = config or RerankConfig()
-    if config.template is None:  # the model's own (policy.py)
-        from rearank_kit.policy import resolve_policy
-
-        config = replace(config, template=resolve_policy(getattr(backend, "model_id", "") or "", warn=False).template)
-    template = load_template(config.template)
-    config = config_for_backend(config.resolved(template), backend)
+    template = model_template(getattr(backend, "model_id", None), config.template)
+    config = config_for_backend(replace(config, template=config.template or template.name).resolved(template), backend)
     return rerank_queries(rankings, backend, config, template, {}, None, progress)

@@ -32,14 +32,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rearank_kit.data import BENCHMARK_FILES, Benchmark, Ranking, load_benchmark, rankings_to_run, write_run
+from rearank_kit.data import BENCHMARK_FILES, Benchmark, Ranking, rankings_to_run, write_run
 from rearank_kit.errors import KitError
 from rearank_kit.files import iter_jsonl, write_json, write_jsonl
 from rearank_kit.manifest import MANIFEST, check_resumable, fingerprint_files, read_manifest, write_manifest
-from rearank_kit.models import check_template
 from rearank_kit.parsing import is_complete
-from rearank_kit.prompts import load_template
-from rearank_kit.rerank import RANKINGS_LOG, TRACES_LOG, RerankConfig, config_for_backend, rerank_queries
+from rearank_kit.rerank import (
+    RANKINGS_LOG,
+    TRACES_LOG,
+    RerankConfig,
+    config_for_backend,
+    model_template,
+    rerank_queries,
+)
 
 RUN_FILE = "run.trec"
 METRICS_FILE = "metrics.json"  # first stage vs reranked (when judged), model calls, complete answers
@@ -72,8 +77,9 @@ def rerank_benchmark(
 ) -> RerankRun:
     """Rerank ``data`` into the folder ``out``, which this function alone writes (``OUTPUT_FILES``).
 
-    ``data``: a Benchmark, a benchmark name or folder (loaded with ``config.top_k`` candidates,
-    first ``queries`` only), or a list of Rankings (no judgments then). ``backend_or_model``: a
+    ``data``: a Benchmark, a benchmark name or folder, or with a network an ir_datasets id or
+    ``bright/<task>`` (``remote.load_any``; loaded with ``config.top_k`` candidates, first
+    ``queries`` only), or a list of Rankings (no judgments then). ``backend_or_model``: a
     loaded backend (left open), or a model (preset, folder, hub id) that is loaded with
     ``load_backend(backend_name, model, **backend_kwargs)`` once every check has passed, and
     closed at the end. Before any model is loaded: the output path, the config, the template
@@ -82,21 +88,16 @@ def rerank_benchmark(
     earlier outputs first. The manifest is written when the work starts and completed at the end.
     """
     out = Path(out)
-    _check_out(out)
+    check_out(out)
     if queries is not None and queries < 1:
         raise KitError(f"queries must be positive, got {queries}")
     loaded = not isinstance(backend_or_model, str | os.PathLike)
     model_id = getattr(backend_or_model, "model_id", None) if loaded else str(backend_or_model)
     engine = getattr(backend_or_model, "name", None) if loaded else backend_name
     config = config or RerankConfig()
-    if config.template is None:  # the model's own: its preset's, or the one a kit run was trained with
-        from rearank_kit.policy import resolve_policy
-
-        config = replace(config, template=resolve_policy(model_id or "", warn=False).template)
-    template = load_template(config.template)  # the one time this run reads its template
-    if model_id:
-        check_template(model_id, template.name)
-    config = config.resolved(template)
+    # The one time this run reads its template: the one asked for, else the model's own.
+    template = model_template(model_id, config.template)
+    config = replace(config, template=config.template or template.name).resolved(template)
     bench = _benchmark(data, config.top_k, queries, manifest_fields)
     if not bench.rankings:
         raise KitError(f"{bench.path or bench.name}: no queries to rerank")
@@ -136,7 +137,7 @@ def rerank_benchmark(
     return RerankRun(out, reranked, summary)
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     """The output must be (or become) a folder: say so before anything is loaded."""
     for path in (out, *out.parents):
         if path.exists():
@@ -151,7 +152,9 @@ def _benchmark(data, top_k: int, queries: int | None, fields: dict | None) -> Be
     if isinstance(data, Benchmark):
         return data.head(queries)
     if isinstance(data, str | os.PathLike):
-        return load_benchmark(data, top_k=top_k).head(queries)
+        from rearank_kit.remote import load_any
+
+        return load_any(data, top_k=top_k).head(queries)
     name = str((fields or {}).get("data") or "rankings")
     return Benchmark(name, None, list(data), {}).head(queries)
 

@@ -3,7 +3,8 @@
 ``TrainConfig`` holds every setting a run depends on and maps onto ``trl.GRPOConfig`` with
 ``to_grpo_config()``. Three presets:
 
-* ``paper``     what the REARANK authors ran (Qwen2.5-7B-Instruct, full fine-tuning, 8 GPUs);
+* ``paper``     the paper's stated setting (Qwen2.5-7B-Instruct, full fine-tuning, 8 GPUs), the kit's
+                assumptions where the paper states none (marked at ``PAPER``);
 * ``gpu-small`` one 80 GB GPU, LoRA on the same 7B model;
 * ``cpu-tiny``  the bundled SmolLM2-135M on a CPU: it runs (under a minute a step), it does not rank.
 
@@ -75,6 +76,13 @@ class TrainConfig:
     # completion (shared_prefix.py): on a CPU, where 250 prompt tokens face 1-20 answer tokens, a
     # step of 8 prompts x 4 completions takes about a third of the time. transformers generation only.
     share_prompts: bool = False
+    # Two corrections TRL 1.16 switches on by default, beyond the GRPO objective (both TRL's
+    # defaults here; the paper preset turns them off). Importance sampling reweights each token by
+    # trainer / vLLM probability, for the drift between the sampler and the trained weights (vLLM
+    # only); the bias-corrected KL multiplies the k3 term by that ratio (DeepSeek-V3.2), which
+    # changes the KL gradient whenever beta > 0, even on-policy.
+    vllm_importance_sampling_correction: bool = True
+    use_bias_correction_kl: bool = True
     # Precision and memory
     bf16: bool = False
     gradient_checkpointing: bool = True
@@ -141,6 +149,8 @@ class TrainConfig:
             entropy_coef=self.entropy_coef,
             loss_type=self.loss_type,
             scale_rewards=self.scale_rewards,
+            vllm_importance_sampling_correction=self.vllm_importance_sampling_correction,
+            use_bias_correction_kl=self.use_bias_correction_kl,
             mask_truncated_completions=self.mask_truncated_completions,
             reward_weights=list(reward_weights) if reward_weights is not None else None,
             bf16=self.bf16,
@@ -222,19 +232,28 @@ CPU_TINY = TrainConfig(
     save_steps=10,
 )
 
-# paper: REARANK's settings (Zhang et al., 2025), trained there with verl on one node of 8 GPUs.
-# verl counts prompts, TRL counts completions, and they name the batches differently:
-#   verl data.train_batch_size  = 128 prompts per rollout, rollout.n = 32  -> 4,096 completions
-#        = TRL generation_batch_size = 4096 (one "generation round")
-#   verl ppo_mini_batch_size    = 8 prompts x 32 = 256 completions per optimizer step
-#        = TRL per_device_train_batch_size x processes x gradient_accumulation_steps = 4 x 8 x 8
-#   so one round = 4096 / 256 = 16 optimizer steps (TRL steps_per_generation = 4096 / (4 x 8) =
-#   128 micro-batches, derived by TRL), each completion used once (ppo_epochs = num_iterations = 1);
-#   about 160 rounds = 2,560 optimizer steps (TRL's max_steps counts optimizer steps).
-# verl's use_kl_loss with low_var_kl is the k3 estimator added to the loss, as TRL does with
-# beta > 0 (verl also clamps it to [-10, 10]; TRL does not). verl's token-mean loss averages over
-# all tokens of the mini-batch: TRL's "dapo" (normalised by the tokens of the whole accumulated
-# batch); TRL's "bnpo" normalises per micro-batch, and "grpo" per sequence first.
+# paper: REARANK as the paper states it (Zhang et al., 2025), trained there with verl on one node
+# of 8 GPUs. Stated by the paper: Qwen2.5-7B-Instruct, RL only (no SFT, full fine-tuning), the
+# rearank prompt on sets of 20 passages, 128 prompts x 32 rollouts a step, about 160 steps, the
+# GRPO objective of its Eq. 3 and the reward of rewards.py. The authors' released code holds no
+# training configuration, so every other value is the kit's assumption, marked "assumed" below
+# (learning rate and schedule, KL coefficient and estimator, clip range, sampling temperature,
+# length limits): verl's GRPO defaults and examples, not "what the authors ran".
+#
+# One optimizer step per generation round: Eq. 3 is on-policy, one update per batch of 128
+# prompts x 32 completions, about 160 updates. TRL counts completions:
+#   generation_batch_size = 128 prompts x 32 = 4,096 completions per round
+#   per_device_train_batch_size x processes x gradient_accumulation_steps = 4 x 8 x 128 = 4,096
+#   completions per optimizer step (TRL's steps_per_generation = 128 micro-batches, derived)
+#   max_steps = 160 (TRL's max_steps counts optimizer steps)
+# The other reading: verl cuts each rollout batch into ppo_mini_batch_size mini-batches, one
+# optimizer step each. The paper states no mini-batch; with 8 prompts (256 completions) a round is
+# 16 steps, 2,560 in all:
+#   --set gradient_accumulation_steps=8 --set max_steps=2560
+# Loss: Eq. 3 averages each completion over its own tokens, then over the group: TRL's "grpo".
+# verl's default loss_agg_mode (token-mean over the mini-batch) is TRL's "dapo": --set loss_type=dapo.
+# TRL 1.16's two corrections are off: Eq. 3 has neither an importance weight between the vLLM
+# sampler and the trainer nor a ratio-weighted KL; with them on, the run optimizes another objective.
 PAPER = TrainConfig(
     preset="paper",
     model="Qwen/Qwen2.5-7B-Instruct",
@@ -244,27 +263,31 @@ PAPER = TrainConfig(
     num_generations=32,
     generation_batch_size=4096,  # 128 prompts x 32 completions per round
     per_device_train_batch_size=4,
-    gradient_accumulation_steps=8,  # 4 x 8 GPUs x 8 = 256 completions per optimizer step
+    gradient_accumulation_steps=128,  # 4 x 8 GPUs x 128 = 4,096 completions: one optimizer step per round
     num_processes=8,
-    max_prompt_length=3072,
-    max_completion_length=2048,
-    temperature=1.0,
-    top_p=1.0,
-    max_steps=160 * 16,  # about 160 rounds of 16 optimizer steps
-    learning_rate=1e-6,
-    lr_scheduler_type="constant",
+    num_iterations=1,  # each completion used once: on-policy
+    max_prompt_length=3072,  # assumed: 20 passages of 400 characters and the instructions fit in ~2,000 tokens
+    max_completion_length=2048,  # assumed; the paper's responses grow to ~850 tokens
+    temperature=1.0,  # assumed: verl's rollout default
+    top_p=1.0,  # assumed: verl's rollout default
+    max_steps=160,  # about 160 rounds, one optimizer step each
+    learning_rate=1e-6,  # assumed: verl's GRPO examples for 7B models
+    lr_scheduler_type="constant",  # assumed: verl's default, no warm-up
     warmup_steps=0,
-    max_grad_norm=1.0,
-    beta=0.01,
-    epsilon=0.2,
-    loss_type="dapo",
+    max_grad_norm=1.0,  # assumed: verl's default
+    beta=0.01,  # assumed: KL coefficient of verl's GRPO examples, the k3 estimator in the loss (low_var_kl)
+    epsilon=0.2,  # assumed: verl's default clip ratio
+    loss_type="grpo",  # Eq. 3: mean over each completion's tokens, then over the group
+    scale_rewards="group",  # Eq. 3's advantage: (r - group mean) / group std
+    vllm_importance_sampling_correction=False,  # not in Eq. 3 (TRL's default: on)
+    use_bias_correction_kl=False,  # not in Eq. 3: the plain k3 KL (TRL's default: on)
     lora_r=0,  # full fine-tuning (ZeRO-3 or FSDP shards it, configs/accelerate/)
     bf16=True,
     gradient_checkpointing=True,
     use_vllm=True,
     vllm_mode="colocate",
     vllm_gpu_memory_utilization=0.3,  # 24 GB of 80: 15 GB of bf16 weights + ~9 GB KV cache per GPU
-    save_steps=80,  # every 5 rounds
+    save_steps=20,  # every 20 rounds
     save_total_limit=2,
     log_completions_every=10,  # 4,096 completions a round: keep one round in ten
 )
@@ -279,6 +302,10 @@ PAPER = TrainConfig(
 #   vLLM colocate: 0.3 x 80 GB = 24 GB = its own 15 GB weight copy + ~9 GB KV cache
 #     (57 KB a token for Qwen2.5-7B: 28 layers x 2 x 4 KV heads x 128 x 2 bytes -> ~160k tokens)
 #   total ~50 GB, leaving room for the allocator's fragmentation.
+# It keeps the paper's objective (loss_type "grpo", TRL's two corrections off) and the paper
+# preset's assumed values, but takes 4 optimizer steps a round (PPO's clip then matters from the
+# second step on): with groups of 8, one step per round would use a round's 64 completions once,
+# and no measurement here says which is better. Both are a --set away.
 GPU_SMALL = dataclasses.replace(
     PAPER,
     preset="gpu-small",

@@ -139,11 +139,70 @@ def test_experiment_table(sample_dir):
     assert set(per_query) == {"bm25", "reversed"}
 
 
-def test_evaluate_a_run_that_covers_only_some_judged_queries():
-    from rearank_kit.metrics import evaluate
+# --- judged queries a run lacks: trec_eval -c ("zero", the default) or not ("skip") ---------------
 
+
+def test_evaluate_a_run_that_covers_only_some_judged_queries():
     qrels = {"q1": {"a": 2, "b": 0}, "q2": {"c": 1}, "q3": {"d": 3}}
-    run = {"q1": {"a": 2.0, "b": 1.0}}  # e.g. `rerank --queries 1`
-    result = evaluate(run, qrels, ["nDCG@10"])
-    assert list(result.per_query.index) == ["q1"]
-    assert result.mean["nDCG@10"] == 1.0
+    run = {"q1": {"a": 2.0, "b": 1.0}, "q2": {}}  # e.g. `rerank --queries 1`; q2 ranked nothing
+    zero = metrics.evaluate(run, qrels, ["nDCG@10", "RR@10", "R@100"])
+    assert zero.missing_queries == "zero" and zero.missing == ("q2", "q3")
+    assert list(zero.per_query.index) == ["q1", "q2", "q3"]
+    assert zero.mean == {"nDCG@10": 1 / 3, "RR@10": 1 / 3, "R@100": 1 / 3}  # q1 perfect, q2 and q3 score 0
+    assert "trec_eval -c" in zero.policy
+    skip = metrics.evaluate(run, qrels, ["nDCG@10"], missing_queries="skip")
+    assert list(skip.per_query.index) == ["q1"] and skip.missing == ("q2", "q3")
+    assert skip.mean["nDCG@10"] == 1.0 and "without -c" in skip.policy
+    assert skip.to_json()["missing_queries"] == "skip" and skip.to_json()["missing"] == ["q2", "q3"]
+
+
+def test_a_missing_judged_query_costs_exactly_its_share(shared_data):
+    """Drop one judged query from the real dl19 BM25 run: under -c the mean is the other 42
+    queries' sum over 43, i.e. the skip mean minus exactly 1/43 of it."""
+    run, qrels = _bm25(shared_data / "dl19")
+    dropped = sorted(run)[0]
+    partial = {q: docs for q, docs in run.items() if q != dropped}
+    zero = metrics.evaluate(partial, qrels, "nDCG@10")
+    skip = metrics.evaluate(partial, qrels, "nDCG@10", missing_queries="skip")
+    n = len(qrels)
+    assert zero.num_queries == n and skip.num_queries == n - 1 and zero.missing == (dropped,)
+    assert zero.per_query.loc[dropped, "nDCG@10"] == 0.0
+    assert zero.mean["nDCG@10"] == pytest.approx(skip.mean["nDCG@10"] * (n - 1) / n, abs=1e-12)
+    full = metrics.evaluate(run, qrels, "nDCG@10")
+    share = full.per_query.loc[dropped, "nDCG@10"] / n  # what the dropped query contributed to the full mean
+    assert share > 0 and full.mean["nDCG@10"] - zero.mean["nDCG@10"] == pytest.approx(share, abs=1e-12)
+
+
+def test_experiment_passes_the_policy_on():
+    qrels = {"q1": {"a": 1}, "q2": {"b": 1}}
+    runs = {"x": {"q1": {"a": 1.0}}, "y": {"q1": {"a": 1.0}, "q2": {"b": 1.0}}}
+    table, _ = metrics.experiment(runs, qrels, "nDCG@10")
+    assert table.loc["x", "nDCG@10"] == 0.5 and table.loc["y", "nDCG@10"] == 1.0
+    table, _ = metrics.experiment(runs, qrels, "nDCG@10", missing_queries="skip")
+    assert table.loc["x", "nDCG@10"] == 1.0
+
+
+def test_unknown_missing_policy_is_a_kit_error():
+    from rearank_kit.errors import KitError
+
+    with pytest.raises(KitError, match="missing_queries must be one of zero, skip"):
+        metrics.evaluate({"q": {"d": 1.0}}, {"q": {"d": 1}}, "nDCG@10", missing_queries="drop")
+
+
+def test_eval_command_states_and_applies_the_policy(run_cli, sample_dir, tmp_path):
+    import json
+
+    lines = (sample_dir / "candidates.trec").read_text().splitlines()
+    partial = tmp_path / "run.trec"
+    partial.write_text("\n".join(x for x in lines if not x.startswith("s01 ")) + "\n")
+    table = run_cli("eval", "--data", "sample", "--run", partial)
+    assert table.returncode == 0, table.stderr
+    assert "count as 0 (trec_eval -c" in table.stdout and "missing: s01" in table.stdout
+    out = {}
+    for policy in ("zero", "skip"):
+        proc = run_cli("eval", "--data", "sample", "--run", partial, "--json", "--missing-queries", policy)
+        assert proc.returncode == 0, proc.stderr
+        out[policy] = json.loads(proc.stdout)
+        assert out[policy]["missing_queries"] == policy and out[policy]["missing"] == ["s01"]
+    assert (out["zero"]["num_queries"], out["skip"]["num_queries"]) == (10, 9)
+    assert out["zero"]["measures"]["nDCG@10"] == pytest.approx(out["skip"]["measures"]["nDCG@10"] * 9 / 10, abs=1e-12)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -59,11 +60,29 @@ def test_find_preset_by_name_and_alias():
     ],
 )
 def test_check_template(model, template, ok):
-    if ok:
-        check_template(model, template)
-    else:
-        with pytest.raises(KitError, match="does not suit"):
+    """A template the preset suits passes silently, named or not. One it does not suit is refused
+    when it came from a default, and runs with a warning when it was named (Table 4's ablation)."""
+    from rearank_kit.policy import TemplateMismatchWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a suitable pair warns about nothing
+        if ok:
             check_template(model, template)
+            check_template(model, template, explicit=False)
+            return
+    with pytest.raises(KitError, match="does not suit.*name the template explicitly"):
+        check_template(model, template, explicit=False)
+    with pytest.warns(TemplateMismatchWarning, match=f"template '{template}' does not suit model .*named explicitly"):
+        check_template(model, template)  # explicit is the default: a caller that names it
+
+
+def test_rearank_7b_reasoning_off_is_runnable_as_in_table_4():
+    """The paper's Table 4 runs REARANK-7B with the zero-shot prompt; the kit allows it, named."""
+    from rearank_kit.policy import TemplateMismatchWarning
+
+    with pytest.warns(TemplateMismatchWarning, match="rankgpt"):
+        check_template("rearank-7b", "rankgpt", explicit=True)
+    assert default_template("rearank-7b") == "rearank"  # never the default
 
 
 def test_resolve_model_kinds(tmp_path):

@@ -147,9 +147,9 @@ def test_prefill_falls_back_when_server_lacks_continue_final_message(server):
 
 def test_client_error_is_not_retried(server):
     base_url, _ = server
-    with load_backend("openai", "not-the-served-model", base_url=base_url, max_retries=5, backoff=30) as backend:
+    with load_backend("openai", "not-the-served-model", base_url=base_url, max_retries=5) as backend:
         with pytest.raises(KitError, match="rejected the request|answered 4"):
-            backend.generate(CONVERSATIONS[:1], CONFIG)  # 400: would take minutes if it were retried
+            backend.generate(CONVERSATIONS[:1], CONFIG)  # a 4xx answer is final: the SDK does not retry it
 
 
 def test_safe_inside_a_running_event_loop(server):
@@ -165,9 +165,15 @@ def test_safe_inside_a_running_event_loop(server):
 
 def test_unreachable_server_fails_after_bounded_retries():
     port = _free_port()  # nothing listens there
-    with load_backend("openai", "m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=2, backoff=0.01) as backend:
+    with load_backend("openai", "m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=2) as backend:
         with pytest.raises(KitError, match=r"failed after 3 attempt\(s\).*Connection"):
             backend.generate(CONVERSATIONS[:2], CONFIG)
+
+
+def test_retries_and_timeout_are_the_sdks():
+    """The backend keeps no backoff of its own: max_retries and timeout configure the openai client."""
+    with load_backend("openai", "m", base_url="http://127.0.0.1:1/v1", max_retries=3, timeout=7.5) as backend:
+        assert backend.client.max_retries == 3 and backend.client.timeout == 7.5
 
 
 def test_bad_arguments():

@@ -1,8 +1,11 @@
-"""The paper's numbers as data: sources, no guessed cells, BM25 reproduced by the kit."""
+"""The paper's numbers as data: every cell of Tables 1-5, equal to the shared transcription, the
+BM25 rows reproduced by the kit, the averages consistent with the cells, and the figure-only
+results as reference lines."""
 
 from __future__ import annotations
 
-import math
+import csv
+import json
 import os
 from pathlib import Path
 
@@ -12,9 +15,12 @@ import pytest
 from rearank_kit import paper
 from rearank_kit.errors import DataError, KitError
 
-TABLE1 = ["dl19", "dl20", "covid", "nfcorpus", "touche", "dbpedia", "scifact", "signal", "news", "robust04"]
+SHARED_TABLES = Path(__file__).resolve().parents[2] / "shared" / "paper" / "rearank_paper_tables.csv"
+BEIR = ["covid", "nfcorpus", "dbpedia", "scifact", "signal", "news", "robust04"]  # the paper's seven
 BRIGHT = ["biology", "earth_science", "economics", "psychology", "robotics", "stackoverflow", "sustainable_living",
-          "leetcode", "pony", "aops", "theoremqa_q", "theoremqa_t"]  # fmt: skip
+          "pony", "leetcode", "aops", "theoremqa_theorems", "theoremqa_questions"]  # fmt: skip
+TABLE1_SYSTEMS = ["BM25", "RankQwen2.5-7B", "RankGPT3.5", "RankGPT4", "RankZephyr-7B", "RankQwen3-32B",
+                  "RankQwen3-235B", "Rank-R1-7B", "REARANK-7B"]  # fmt: skip
 
 
 def _shared_data(name: str) -> Path | None:
@@ -26,42 +32,63 @@ def _shared_data(name: str) -> Path | None:
     return None
 
 
-def test_csv_loads_with_sources_and_no_duplicates():
+# --- the kit's copy is the shared transcription, cell by cell -----------------------------------
+
+
+def test_every_cell_matches_the_shared_transcription():
+    if not SHARED_TABLES.is_file():
+        pytest.skip(f"{SHARED_TABLES} not found (the paper's tables are kept beside the checkout, in ../shared/paper)")
+    key = ("table", "benchmark", "system", "training", "metric")
+    with SHARED_TABLES.open(encoding="utf-8", newline="") as f:
+        shared = {tuple(r[k] for k in key): r["value"] for r in csv.DictReader(f)}
+    with paper.RESULTS_FILE.open(encoding="utf-8", newline="") as f:
+        ours = {tuple(r[k] for k in key): r["value"] for r in csv.DictReader(f)}
+    assert len(shared) == 231
+    assert sorted(set(shared) - set(ours)) == []  # nothing of the paper's left out
+    assert sorted(set(ours) - set(shared)) == []  # nothing added
+    for cell, value in shared.items():
+        assert ours[cell] == value, cell  # as printed: "67.89", "6.0"
+
+
+def test_tables_hold_the_papers_systems_and_benchmarks():
     df = paper.paper_results()
-    assert list(df.columns[:7]) == list(paper.COLUMNS)
-    assert df["source"].str.match(r"arXiv:2505\.20046 Table [12]$").all()
-    assert not df.duplicated(["table", "dataset", "system"]).any()
-    assert set(df[df["table"] == "Table 1"]["dataset"]) == set(TABLE1)
-    assert set(df[df["table"] == "Table 2"]["dataset"]) == set(BRIGHT)
-    assert (df["metric"] == "nDCG@10").all()
-    for table in ("Table 1", "Table 2"):
-        part = df[df["table"] == table]
-        assert (part["source"] == f"arXiv:2505.20046 {table}").all()
+    assert list(dict.fromkeys(df["table"])) == list(paper.TABLES)
+    t1 = paper.paper_results(1)
+    assert list(dict.fromkeys(t1["system"])) == TABLE1_SYSTEMS
+    assert list(dict.fromkeys(t1["dataset"])) == ["dl19", "dl20", *BEIR, "beir_avg"]  # no Touché
+    assert len(t1) == 9 * 10
+    t2 = paper.paper_results(2)
+    assert list(dict.fromkeys(t2["dataset"])) == [*BRIGHT, "bright_avg"]
+    assert set(t2["system"]) == set(TABLE1_SYSTEMS) - {"RankGPT3.5"} and len(t2) == 8 * 13
+    t3 = paper.paper_results(3)
+    assert "w/ direct SFT" in set(t3["system"]) and len(t3) == 7 * 3
+    assert set(t3["dataset"]) == {"trec_dl_avg", "beir_avg", "bright_avg"}
+    t4 = paper.paper_results(4)
+    assert paper.paper_value("trec-dl", "REARANK-7B (reasoning off)", table=4) == 68.2 and len(t4) == 4 * 3
+    t5 = paper.paper_results(5)
+    assert set(t5["metric"]) == {"pass@1"} and len(t5) == 4
+    assert set(df.loc[df["table"] != "Table 5", "metric"]) == {"nDCG@10"}
+    assert (df["source"] == "arXiv:2505.20046 " + df["table"]).all()
+    assert "verified" not in df.columns  # every cell is the paper's; none is left empty or guessed
 
 
-def test_only_verified_cells_have_values():
-    df = paper.paper_results()
-    assert df.loc[df["verified"], "value"].notna().all()
-    assert df.loc[~df["verified"], "value"].isna().all()
-    filled = paper.paper_results(verified_only=True)
-    assert set(filled["system"]) == {"BM25"} and set(filled["dataset"]) == set(TABLE1)
-    assert filled.set_index("dataset")["value"].to_dict() == {
-        "dl19": 50.58, "dl20": 47.96, "covid": 59.47, "nfcorpus": 30.75, "touche": 44.22, "dbpedia": 31.80,
-        "scifact": 67.89, "signal": 33.05, "news": 39.52, "robust04": 40.70,
-    }  # fmt: skip
+def test_rankgpt4_carries_its_top_30_note():
+    t1 = paper.paper_results(1)
+    notes = t1.loc[t1["system"] == "RankGPT4", "note"]
+    assert len(notes) == 10 and notes.str.contains("top 30 of RankGPT3.5").all()
+    assert not t1.loc[t1["system"] != "RankGPT4", "note"].str.contains("top 30").any()
 
 
-def test_table_filter_and_aliases():
-    assert set(paper.paper_results(2)["table"]) == {"Table 2"}
-    assert len(paper.paper_results("bright")) == len(paper.paper_results("Table 2"))
-    assert set(paper.paper_results("table_1")["table"]) == {"Table 1"}
-    with pytest.raises(KitError, match="unknown table"):
-        paper.paper_results(3)
-    assert paper.paper_value("DL19", "BM25") == 50.58
-    assert paper.paper_value("trec-covid", "BM25", table=1) == 59.47
-    assert math.isnan(paper.paper_value("dl19", "Rearank-7B"))
-    with pytest.raises(KitError, match="no paper row"):
-        paper.paper_value("dl19", "NoSuchSystem")
+@pytest.mark.parametrize(("table", "average", "parts", "rounding"), [
+    (1, "beir_avg", BEIR, 0.005),  # printed with 2 decimals
+    (2, "bright_avg", BRIGHT, 0.05),  # printed with 1 decimal
+])  # fmt: skip
+def test_averages_agree_with_their_cells(table, average, parts, rounding):
+    """A transcription slip in one cell shows as an average that no longer fits."""
+    df = paper.paper_results(table)
+    for system, rows in df.groupby("system"):
+        values = rows.set_index("dataset")["value"]
+        assert abs(values[parts].mean() - values[average]) <= rounding + 1e-9, system
 
 
 @pytest.mark.parametrize("name, expected", [("dl19", 50.58), ("dl20", 47.96)])
@@ -74,54 +101,106 @@ def test_bm25_matches_the_kits_reproduction(name, expected):
 
     bench = load_benchmark(folder, top_k=100)
     ours = 100 * mean_ndcg(bench.first_stage_run(), bench.qrels, 10)
-    assert abs(ours - paper.paper_value(name, "BM25")) <= 0.01
+    assert paper.paper_value(name, "BM25") == expected
+    assert abs(ours - expected) <= 0.01
     cmp = paper.compare_with_paper({name: ours / 100}, system="BM25", tolerance=0.01)
     assert bool(cmp.loc[0, "within"])
 
 
+# --- names ---------------------------------------------------------------------------------------
+
+
+def test_table_and_dataset_names():
+    assert len(paper.paper_results("bright")) == len(paper.paper_results("Table 2")) == len(paper.paper_results(2))
+    assert set(paper.paper_results("table_1")["table"]) == {"Table 1"}
+    with pytest.raises(KitError, match="unknown table"):
+        paper.paper_results(6)
+    for name, key in [("DL19", "dl19"), ("trec-covid", "covid"), ("beir/trec-covid", "covid"), ("nfc", "nfcorpus"),
+                      ("beir/dbpedia-entity/test", "dbpedia"), ("bright/biology", "biology"), ("Bio.", "biology"),
+                      ("TheoT.", "theoremqa_theorems"), ("theoremqa_q", "theoremqa_questions"),
+                      ("BEIR (Avg)", "beir_avg"), ("AIME 2024", "aime2024")]:  # fmt: skip
+        assert paper.dataset_name(name) == key, name
+
+
+def test_system_names_resolve_table_by_table():
+    assert paper.paper_value("dl19", "Rearank-7B") == 74.16  # older kit name
+    assert paper.paper_value("dl19", "le723z/Rearank-7B") == 74.16  # the checkpoint's hub id
+    assert paper.paper_value("aime2024", "REARANK-7B", table=5) == 12.92  # printed "(Ours) Rearank-7B"
+    assert paper.paper_value("dl19", "Qwen/Qwen2.5-7B-Instruct") == 68.25  # RankQwen2.5-7B in Table 1 ...
+    assert paper.paper_value("aime2024", "Qwen2.5-7B-Instruct") == 11.87  # ... its own name in Table 5
+    assert paper.paper_value("Bio.", "GPT-4") == 33.8
+    with pytest.raises(KitError, match="no paper row"):
+        paper.paper_value("dl19", "NoSuchSystem")
+
+
+# --- side by side --------------------------------------------------------------------------------
+
+
 def test_compare_with_paper_side_by_side():
-    cmp = paper.compare_with_paper({"dl19": 0.5058, "dl20": 0.49, "robust04": 0.41}, system="BM25")
-    assert list(cmp.columns) == ["dataset", "system", "ours", "paper", "diff", "tolerance", "within", "verified",
-                                 "source"]  # fmt: skip
+    cmp = paper.compare_with_paper({"dl19": 0.5058, "dl20": 0.49, "robust04": 0.41, "touche": 0.3}, system="BM25")
+    assert list(cmp.columns) == ["dataset", "system", "ours", "paper", "diff", "tolerance", "within", "source", "note"]
     row = cmp.set_index("dataset")
     assert row.loc["dl19", "ours"] == pytest.approx(50.58) and row.loc["dl19", "diff"] == pytest.approx(0.0)
     assert row.loc["dl20", "diff"] == pytest.approx(49.0 - 47.96)
     assert bool(row.loc["dl19", "within"]) and not bool(row.loc["dl20", "within"])  # tolerance 1.0 point
     assert bool(row.loc["robust04", "within"])  # 41.0 vs 40.70
+    assert pd.isna(row.loc["touche", "paper"]) and pd.isna(row.loc["touche", "within"])  # not in the paper
     points = paper.compare_with_paper({"dl19": 50.0}, system="BM25", tolerance=0.5)
     assert points.loc[0, "ours"] == 50.0 and not bool(points.loc[0, "within"])  # 50.0 vs 50.58 > 0.5
-
-
-def test_compare_with_unfilled_cells_and_unknowns():
-    cmp = paper.compare_with_paper({"dl19": 0.70, "covid": 0.80, "madeup": 0.5})
-    assert cmp["system"].eq("Rearank-7B").all()
-    assert cmp["paper"].isna().all() and cmp["within"].isna().all()
-    assert list(cmp["source"])[:2] == ["arXiv:2505.20046 Table 1"] * 2 and cmp.loc[2, "source"] == ""
     with pytest.raises(KitError, match="unknown system"):
         paper.compare_with_paper({"dl19": 0.7}, system="Nope")
     with pytest.raises(ValueError):
         paper.compare_with_paper({"dl19": 0.7}, scale="percent")
 
 
-@pytest.mark.parametrize(
-    "row, message",
-    [
-        ("Table 1,dl19,X,nDCG@10,70.1,arXiv:2505.20046 Table 1,false,guess", "must leave its value empty"),
-        ("Table 1,dl19,X,nDCG@10,,arXiv:2505.20046 Table 1,true,", "needs a value"),
-        ("Table 1,dl19,X,nDCG@10,70.1,,true,", "no source"),
-        ("Table 1,dl19,BM25,nDCG@10,50.58,arXiv:2505.20046 Table 1,true,", "more than once"),
-        ("Table 1,dl19,X,nDCG@10,,arXiv:2505.20046 Table 1,maybe,", "'verified' must be true or false"),
-    ],
-)
+def test_paper_table_in_the_papers_layout_with_the_kits_rows():
+    t1 = paper.paper_table(1, ours={"kit: BM25": {"dl19": 0.5058, "beir/trec-covid": 0.6}})
+    assert list(t1.columns) == ["training", "DL19", "DL20", "Covid", "NFCorpus", "DBPedia", "SciFact", "Signal",
+                                "News", "Robust04", "BEIR (Avg)"]  # fmt: skip
+    assert list(t1.index) == [*TABLE1_SYSTEMS, "kit: BM25"]
+    assert t1.loc["REARANK-7B", "DL19"] == 74.16 and t1.loc["RankZephyr-7B", "training"] == "105K SFT"
+    assert t1.loc["kit: BM25", "DL19"] == pytest.approx(50.58) and t1.loc["kit: BM25", "Covid"] == pytest.approx(60.0)
+    assert pd.isna(t1.loc["kit: BM25", "DL20"])
+    t4 = paper.paper_table(4)
+    assert "training" not in t4.columns and t4.loc["Qwen3-32B (reasoning off)", "BEIR"] == 54.3
+
+
+# --- figure-only results -------------------------------------------------------------------------
+
+
+def test_reference_lines_for_the_training_curves():
+    lines = paper.reference_lines("normalized")
+    assert {(ln.axis, ln.at) for ln in lines["reward"]} == {("y", 0.8), ("x", 100)}
+    assert [(ln.axis, ln.at) for ln in lines["completions/mean_length"]] == [("y", 850)]
+    assert [(ln.axis, ln.at) for ln in paper.reference_lines("difference")["reward"]] == [("y", 0.15)]
+    assert [(ln.axis, ln.at) for ln in paper.reference_lines("raw")["reward"]] == [("x", 50)]
+    assert all(ln.label.startswith("paper (figure)") for group in lines.values() for ln in group)
+    # The keys are the ones the kit's training log writes, so the lines land on its panels.
+    fixture = Path(__file__).parent / "fixtures" / "metrics_small.jsonl"
+    logged = set(json.loads(fixture.read_text().splitlines()[0]))
+    assert set(lines) <= logged
+    with pytest.raises(KitError, match="unknown reward mode"):
+        paper.reference_lines("normalised-ish")
+
+
+# --- the loader refuses a damaged file -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("Table 1,DL19,dl19,X,,nDCG@10,,arXiv:2505.20046 Table 1,", "'value' must be a number"),
+    ("Table 1,DL19,dl19,X,,nDCG@10,70.1,,", "field 'source' is empty"),
+    ("Table 1,DL19,dl19,BM25,,nDCG@10,50.58,arXiv:2505.20046 Table 1,", "more than once"),
+    ("Table 9,DL19,dl19,X,,nDCG@10,70.1,arXiv:2505.20046 Table 9,", "field 'table' is 'Table 9'"),
+])  # fmt: skip
 def test_loader_rejects_bad_rows(tmp_path, row, message):
     text = paper.RESULTS_FILE.read_text().rstrip("\n") + "\n" + row + "\n"
     path = tmp_path / "paper_results.csv"
     path.write_text(text)
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(DataError, match=message) as info:
         paper.paper_results(path=path)
+    assert str(path) in str(info.value)
 
 
 def test_packaged_resource_is_declared():
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"resources/*"' in pyproject
-    assert isinstance(paper.paper_results(), pd.DataFrame)

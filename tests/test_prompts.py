@@ -1,6 +1,8 @@
 """Prompt templates: the exact text a model sees, the hash that names it, and bad template files."""
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,8 @@ QUERY = "what is a cat"
 PASSAGES = ["A cat is a small   feline.\n It purrs.", "Cars have wheels."]
 
 # The rearank prompt through SmolLM2's ChatML template, character for character. The missing
-# spaces after "query." are REARANK's original wording (the released checkpoint saw them).
+# spaces after "query." and the 12 spaces that start most lines of the last turn are REARANK's
+# original string (the released checkpoint saw them).
 REARANK_RENDERED = (
     "<|im_start|>system\nYou are DeepRerank, an intelligent assistant that can rank passages based on their "
     "relevancy to the search query. You first thinks about the reasoning process in the mind and then provides "
@@ -27,10 +30,10 @@ REARANK_RENDERED = (
     "<|im_start|>user\n[2] Cars have wheels.<|im_end|>\n"
     "<|im_start|>assistant\nReceived passage [2].<|im_end|>\n"
     '<|im_start|>user\nPlease rank these passages according to their relevance to the search query: "what is a '
-    'cat"\nFollow these steps exactly:\n1. First, within <think> tags, analyze EACH passage individually:\n'
-    "- Evaluate how well it addresses the query\n- Note specific relevant information or keywords\n\n"
-    "2. Then, within <answer> tags, provide ONLY the final ranking in descending order of relevance using the "
-    "format: [X] > [Y] > [Z]<|im_end|>\n"
+    'cat"\n            Follow these steps exactly:\n            1. First, within <think> tags, analyze EACH passage '
+    "individually:\n            - Evaluate how well it addresses the query\n            - Note specific relevant "
+    "information or keywords\n\n            2. Then, within <answer> tags, provide ONLY the final ranking in "
+    "descending order of relevance using the format: [X] > [Y] > [Z]<|im_end|>\n"
     "<|im_start|>assistant\n"
 )
 
@@ -43,7 +46,7 @@ COMPACT_RENDERED = (
 )
 
 # Pinned on purpose: a change to a bundled prompt must be a visible, deliberate edit here too.
-PINNED_HASHES = {"rearank": "b8d9d68d7a4b", "rankgpt": "9160065d90c3", "compact": "c86b1aea38cc"}
+PINNED_HASHES = {"rearank": "7b30f9718606", "rankgpt": "1905a15c0855", "compact": "c86b1aea38cc"}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +84,80 @@ def test_rearank_messages_pinned():
     assert msgs[7]["content"].endswith("using the format: [X] > [Y] > [Z]")
 
 
+# --- the authors' own messages, token for token -------------------------------------------------
+
+OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "paper" / "official_prompts.json"
+
+
+@pytest.fixture(scope="module")
+def official() -> dict:
+    """The chat messages the authors' code (lezhang7/Rearank, rank_gpt.py) builds for one window."""
+    if not OFFICIAL.is_file():
+        pytest.skip(f"{OFFICIAL} not found (the authors' prompts are kept beside the checkout, in ../shared/paper)")
+    return json.loads(OFFICIAL.read_text(encoding="utf-8"))
+
+
+def _ids(tokenizer, messages) -> list[int]:
+    from rearank_kit.backends.base import render_chat
+
+    return list(tokenizer(render_chat(tokenizer, messages), add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.parametrize(("name", "key"), [("rearank", "rearank_messages"), ("rankgpt", "rankgpt_messages")])
+def test_bundled_template_gives_the_authors_messages(official, name, key):
+    # Raw passages: one with an empty-title prefix, one with stray whitespace, one longer than
+    # both limits, so the cleaning and the cut are compared too.
+    ours = load_template(name).messages(official["query"], official["passages"])
+    theirs = official[key]
+    assert [m["role"] for m in ours] == [m["role"] for m in theirs]
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a["content"] == b["content"], f"{name}: message {i} ({b['role']}) differs"
+
+
+@pytest.mark.parametrize(("name", "key"), [("rearank", "rearank_messages"), ("rankgpt", "rankgpt_messages")])
+def test_bundled_template_gives_the_authors_token_ids(official, tokenizer, name, key):
+    template = load_template(name)
+    assert template.prefill == ""  # the authors' prompt ends at the generation prompt
+    rendered = template.render(tokenizer, official["query"], official["passages"])
+    ours = list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    assert ours == _ids(tokenizer, official[key])
+    if name == "rearank":  # the indentation survives tokenization: 12 spaces are not dropped or merged away
+        assert ours != _ids(tokenizer, [*official[key][:-1], {"role": "user", "content": "\n".join(
+            line.strip() for line in official[key][-1]["content"].split("\n"))}])
+
+
+def test_rankgpt_departs_from_rankgpts_own_code_as_documented(official):
+    """The template leaves out RankGPT's "Received passage [i]." turns, as the authors' code does,
+    and says how to put them back: with passage_ack set, each passage turn gets its answer."""
+    rankgpt = load_template("rankgpt")
+    assert rankgpt.passage_ack == ""
+    text = (TEMPLATE_DIR / "rankgpt.toml").read_text(encoding="utf-8")
+    assert 'passage_ack = "Received passage [{index}]."' in text and "comments" in text
+    acked = dataclasses.replace(rankgpt, passage_ack="Received passage [{index}].")
+    expected = []
+    for message in official["rankgpt_messages"]:
+        expected.append(message)
+        if message["role"] == "user" and message["content"].startswith("[") and message is not official["rankgpt_messages"][-1]:
+            index = message["content"][1 : message["content"].index("]")]
+            expected.append({"role": "assistant", "content": f"Received passage [{index}]."})
+    assert acked.messages(official["query"], official["passages"]) == expected
+    assert len(expected) == len(official["rankgpt_messages"]) + len(official["passages"])
+
+
+@pytest.mark.parametrize(("raw", "cleaned"), [
+    ("Title: Content: Body text.", "Body text."),  # an untitled BEIR document, as the authors build it
+    ("Title:   Content:\n Body", "Body"),  # the same after whitespace is collapsed
+    ("Title: A Content: Body", "Title: A Content: Body"),  # a real title stays
+    ("  a \n\n b\tc  ", "a b c"),
+])  # fmt: skip
+def test_clean_passage_removes_the_empty_title_prefix(raw, cleaned):
+    assert clean_passage(raw, 400) == cleaned
+
+
+def test_cut_passage_keeps_a_trailing_space_as_the_authors_do():
+    assert clean_passage("aaa bbb ccc", 4) == "aaa "
+
+
 def test_compact_messages_inline():
     msgs = load_template("compact").messages(QUERY, PASSAGES)
     assert [m["role"] for m in msgs] == ["system", "user"]
@@ -116,7 +193,7 @@ def test_template_hash_stable_and_sensitive():
         changed = dataclasses.replace(base, **{field: getattr(base, field) + " "})
         assert changed.hash != base.hash, field
     assert dataclasses.replace(base, max_passage_chars=300).hash != base.hash
-    assert base.label == f"rearank@1#{base.hash}"
+    assert base.label == f"rearank@2#{base.hash}"
 
 
 def test_load_template_accepts_object_and_path(tmp_path):

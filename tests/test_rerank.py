@@ -11,7 +11,6 @@ import re
 import pytest
 
 from rearank_kit import rerank as rerank_module
-from rearank_kit import rerank_run
 from rearank_kit.backends import Generation
 from rearank_kit.data import Benchmark, Candidate, Query, Ranking, load_benchmark
 from rearank_kit.errors import KitError
@@ -222,7 +221,7 @@ def test_rerank_benchmark_owns_the_whole_folder(tmp_path):
 
 def test_rerank_benchmark_reads_the_template_once(tmp_path, monkeypatch):
     loads, resolves = [], []
-    real_load, real_resolved = rerank_run.load_template, RerankConfig.resolved
+    real_load, real_resolved = rerank_module.load_template, RerankConfig.resolved
 
     def counting_load(name):
         loads.append(name)
@@ -232,7 +231,6 @@ def test_rerank_benchmark_reads_the_template_once(tmp_path, monkeypatch):
         resolves.append(template)
         return real_resolved(self, template)
 
-    monkeypatch.setattr(rerank_run, "load_template", counting_load)
     monkeypatch.setattr(rerank_module, "load_template", counting_load)
     monkeypatch.setattr(RerankConfig, "resolved", counting_resolved)
     rerank_benchmark(toy_benchmark(), ScoreBackend(), CONFIG, tmp_path, progress=False)

@@ -7,12 +7,15 @@ imported where a ``GRPOConfig`` is built.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from rearank_kit import train_presets
 from rearank_kit.errors import KitError
 from rearank_kit.train_callbacks import MetricsLogger, RunMonitor, TrainingWarning
 from rearank_kit.train_presets import (
@@ -35,27 +38,46 @@ from rearank_kit.train_presets import (
 # --- the paper's arithmetic ----------------------------------------------------------------------
 
 
-def test_paper_round_is_128_prompts_x_32_in_16_steps_of_256():
+def test_paper_round_is_128_prompts_x_32_in_one_optimizer_step():
     p = plan(PAPER)
     assert p.processes == 8
     assert p.prompts_per_round == 128
     assert p.completions_per_round == 128 * 32 == 4096
-    assert p.completions_per_step == 4 * 8 * 8 == 256  # per device x GPUs x accumulation
-    assert p.prompts_per_step == 8  # verl's ppo_mini_batch_size
-    assert p.steps_per_round == 16
-    assert p.micro_batches_per_round == 128  # TRL's steps_per_generation
-    assert p.rounds == 160
-    assert "4096 completions per round, 16 optimizer steps of 256" in p.describe()
+    assert p.completions_per_step == 4 * 8 * 128 == 4096  # per device x GPUs x accumulation: the whole round
+    assert p.steps_per_round == 1  # on-policy: one update per batch, as the paper's Eq. 3
+    assert p.micro_batches_per_round == 128  # TRL's steps_per_generation on 8 processes
+    assert p.rounds == 160 and PAPER.max_steps == 160
+    assert "4096 completions per round, 1 optimizer steps of 4096" in p.describe()
 
 
-def test_paper_settings_are_the_papers():
+def test_paper_other_reading_is_a_set_away():
+    """16 optimizer steps a round (verl mini-batches of 8 prompts): the --set values the preset's comment gives."""
+    other = apply_overrides(PAPER, parse_set_args(["gradient_accumulation_steps=8", "max_steps=2560"]))
+    p = plan(other)
+    assert (p.steps_per_round, p.completions_per_step, p.prompts_per_step, p.rounds) == (16, 256, 8, 160)
+    source = (Path(train_presets.__file__)).read_text()
+    assert "--set gradient_accumulation_steps=8 --set max_steps=2560" in source
+    assert "--set loss_type=dapo" in source
+
+
+def test_paper_settings_stated_and_assumed():
     c = PAPER
-    assert (c.model, c.template, c.window) == ("Qwen/Qwen2.5-7B-Instruct", "rearank", 20)
+    # Stated by the paper
+    assert (c.model, c.template, c.window, c.lora_r) == ("Qwen/Qwen2.5-7B-Instruct", "rearank", 20, 0)
+    assert (c.num_generations, c.generation_batch_size, c.max_steps) == (32, 4096, 160)
+    assert (c.reward_mode, c.lenient, c.rank_reward_floor) == ("normalized", False, None)
+    assert (c.loss_type, c.scale_rewards, c.num_iterations) == ("grpo", "group", 1)  # Eq. 3
+    assert not c.vllm_importance_sampling_correction and not c.use_bias_correction_kl
+    # The kit's assumptions, each marked so in the preset's comments
     assert (c.learning_rate, c.lr_scheduler_type, c.warmup_steps, c.max_grad_norm) == (1e-6, "constant", 0, 1.0)
-    assert (c.beta, c.epsilon, c.loss_type) == (0.01, 0.2, "dapo")
-    assert (c.temperature, c.top_p, c.max_prompt_length, c.max_completion_length) == (1.0, 1.0, 3072, 2048)
+    assert (c.beta, c.epsilon, c.temperature, c.top_p) == (0.01, 0.2, 1.0, 1.0)
+    assert (c.max_prompt_length, c.max_completion_length) == (3072, 2048)
+    block = inspect.getsource(train_presets).split("PAPER = TrainConfig(")[1].split("\n)\n")[0]
+    for field in ("max_prompt_length", "max_completion_length", "temperature", "learning_rate", "beta", "epsilon"):
+        line = next(ln for ln in block.splitlines() if ln.strip().startswith(f"{field}="))
+        assert "# assumed" in line, line
     assert c.bf16 and c.gradient_checkpointing and c.use_vllm and c.vllm_mode == "colocate"
-    assert c.lora_r == 0 and c.lora_config() is None  # full fine-tuning
+    assert c.lora_config() is None  # full fine-tuning
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -90,15 +112,37 @@ def test_to_grpo_config_maps_the_fields(tmp_path):
     assert args.remove_unused_columns is False  # the rewards read the grades columns
 
 
-def test_paper_to_grpo_config_generation_batch(tmp_path):
+def test_paper_to_grpo_config(tmp_path):
+    """The GRPOConfig TRL receives for the paper preset: the paper's objective, one update a round."""
+    from trl import GRPOConfig
+
     # bf16 needs a GPU; use_cpu only lets the config be built on this machine.
     args = PAPER.to_grpo_config(str(tmp_path), use_cpu=True)
-    assert args.generation_batch_size == 4096
-    assert args.steps_per_generation == 4096 // (4 * args.world_size)  # micro-batches per round, derived by TRL
-    assert args.gradient_accumulation_steps == 8 and args.num_iterations == 1
-    assert args.lr_scheduler_type == "constant" and args.warmup_steps == 0
+    assert isinstance(args, GRPOConfig)
+    assert args.loss_type == "grpo" and args.scale_rewards == "group"
+    assert args.vllm_importance_sampling_correction is False and args.use_bias_correction_kl is False
+    assert (args.beta, args.epsilon, args.num_iterations) == (0.01, 0.2, 1)
+    assert (args.temperature, args.top_p, args.max_completion_length) == (1.0, 1.0, 2048)
+    assert (args.learning_rate, args.lr_scheduler_type, args.warmup_steps) == (1e-6, "constant", 0)
+    assert args.num_generations == 32 and args.generation_batch_size == 4096 and args.max_steps == 160
+    assert args.gradient_accumulation_steps == 128 and args.per_device_train_batch_size == 4
+    # TRL derives the micro-batches of a round; on the planned 8 processes that is 128 = one optimizer step.
+    assert args.steps_per_generation == 4096 // (4 * args.world_size)
+    assert args.steps_per_generation * args.world_size // 8 == args.gradient_accumulation_steps
     assert args.vllm_max_model_length == 3072 + 2048
-    assert args.beta == 0.01 and args.loss_type == "dapo" and args.use_vllm and args.vllm_mode == "colocate"
+    assert args.use_vllm and args.vllm_mode == "colocate"
+
+
+def test_other_presets_keep_or_choose_trls_corrections(tmp_path):
+    from trl import GRPOConfig
+
+    defaults = GRPOConfig(str(tmp_path), use_cpu=True)
+    assert TrainConfig.vllm_importance_sampling_correction == defaults.vllm_importance_sampling_correction is True
+    assert TrainConfig.use_bias_correction_kl == defaults.use_bias_correction_kl is True
+    on = dataclasses.replace(CPU_TINY, vllm_importance_sampling_correction=True, use_bias_correction_kl=True)
+    args = on.to_grpo_config(str(tmp_path))
+    assert args.vllm_importance_sampling_correction and args.use_bias_correction_kl
+    assert GPU_SMALL.loss_type == "grpo" and not GPU_SMALL.use_bias_correction_kl  # the paper's objective
 
 
 def test_lora_config():
@@ -175,12 +219,17 @@ def test_check_prompt_lengths_reports_how_many_and_can_drop():
         check_prompt_lengths([150], dataclasses.replace(config, long_prompts="drop"))
 
 
-def test_check_template_refuses_inconsistent_pairs():
-    check_template(PAPER)
-    check_template(CPU_TINY)
-    with pytest.raises(KitError, match="does not suit model le723z/Rearank-7B"):
+def test_check_template_warns_for_a_template_the_model_does_not_suit():
+    """A config names its template, so an unusual pair trains, with the kit's one mismatch warning."""
+    from rearank_kit.policy import TemplateMismatchWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_template(PAPER)
+        check_template(CPU_TINY)
+    with pytest.warns(TemplateMismatchWarning, match="does not suit model le723z/Rearank-7B"):
         check_template(dataclasses.replace(PAPER, model="le723z/Rearank-7B", template="compact"))
-    with pytest.raises(KitError, match="does not suit"):
+    with pytest.warns(TemplateMismatchWarning, match="does not suit"):
         check_template(dataclasses.replace(PAPER, template="compact"))
 
 
@@ -239,7 +288,8 @@ def test_train_refuses_an_existing_run_without_resume(tmp_path, sample_sets):
 def test_cli_show_config_and_dry_run(run_cli, sample_sets):
     shown = run_cli("train", "--preset", "paper", "--show-config")
     assert shown.returncode == 0, shown.stderr
-    assert "4096 completions per round, 16 optimizer steps of 256" in shown.stdout
+    assert "4096 completions per round, 1 optimizer steps of 4096" in shown.stdout
+    assert "loss_type" in shown.stdout and "'grpo'" in shown.stdout
     dry = run_cli("train", "--preset", "cpu-tiny", "--data", sample_sets, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "pre-flight checks passed" in dry.stdout

@@ -68,8 +68,9 @@ from rearank_kit.backends import GenerationConfig, load_backend
 from rearank_kit.errors import KitError
 conversations, prefill = json.loads(sys.stdin.read())
 report = {}
-backend = load_backend("vllm", model="smollm2-135m")
+backend = load_backend("vllm", model="smollm2-135m", max_model_len=1024)  # an engine argument, passed through
 with backend:
+    report["max_model_len"] = backend.llm.model_config.max_model_len
     outs = backend.generate(conversations, GenerationConfig(max_new_tokens=48), prefill=prefill)
     report["outs"] = [o.to_dict() for o in outs]
     report["count"] = backend.count_tokens(conversations[0], prefill)
@@ -107,3 +108,36 @@ def test_vllm_greedy_equals_hf(hf_texts):
     assert report["sampled_repeat"] is True  # seeded sampling repeats
     assert report["closed"] is True
     assert "closed" in report["after_close"]
+    assert report["max_model_len"] == 1024
+
+
+# --- the command line: engine arguments, quiet logs ---------------------------------------------
+
+
+def test_an_unknown_engine_argument_is_refused_before_the_engine_starts(run_cli, tmp_path):
+    _vllm_or_skip()
+    out = tmp_path / "out"
+    proc = run_cli("rerank", "--data", "sample", "--backend", "vllm", "--engine-arg", "max_modle_len=512",
+                   "--engine-arg", "gpu_memory_utilization=0.5", "--out", out, timeout=600)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "--engine-arg: unknown vLLM engine argument(s) max_modle_len (did you mean max_model_len" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+    proc = run_cli("rerank", "--data", "sample", "--backend", "vllm", "--engine-arg", "model=other",
+                   "--out", out, timeout=600)  # fmt: skip
+    assert proc.returncode == 2 and "--engine-arg model: set by rearank-kit" in proc.stderr and not out.exists()
+
+
+def test_rerank_cli_with_vllm_passes_engine_args_and_keeps_stdout_clean(run_cli, tmp_path):
+    """vLLM logs INFO lines on stdout by default; the CLI sends them to stderr at WARNING, so
+    --json output is one JSON object."""
+    _vllm_or_skip()
+    out = tmp_path / "run"
+    proc = run_cli("rerank", "--data", "sample", "--queries", "1", "--top-k", "4", "--window", "4",
+                   "--max-new-tokens", "8", "--backend", "vllm", "--engine-arg", "max_model_len=2048",
+                   "--json", "--no-progress", "--out", out, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["model_calls"] == 1 and summary["out"] == str(out)
+    assert " INFO " not in proc.stderr  # WARNING and above only
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["backend"] == "vllm" and manifest["status"] == "done"

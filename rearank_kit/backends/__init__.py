@@ -47,7 +47,8 @@ def load_backend(name: str, model: Any = "smollm2-135m", **kwargs: Any) -> Backe
     one, or a ``policy.Policy``): hf merges its LoRA adapter into the base, vllm applies it per
     request (``enable_lora``).
 
-    - ``hf``: device ("cpu", "cuda", "auto"), dtype, attn_implementation
+    - ``hf``: device ("auto", the default: the GPU when one is visible; "cpu", "cuda", "cuda:N"),
+      dtype, attn_implementation
     - ``vllm``: dtype, seed, enforce_eager, max_model_len, gpu_memory_utilization,
       tensor_parallel_size and any other ``vllm.LLM`` argument
     - ``openai``: base_url, api_key, max_concurrency, max_retries, timeout, prefill_mode, tokenizer
@@ -63,7 +64,7 @@ def load_backend(name: str, model: Any = "smollm2-135m", **kwargs: Any) -> Backe
             return HFBackend(policy.base, **kwargs)
         from rearank_kit.models import load_hf_model
 
-        loaded = load_hf_model(policy.base, adapter=policy.adapter, **kwargs)
+        loaded = load_hf_model(policy.base, adapter=policy.adapter, **{"device": "auto", **kwargs})
         return HFBackend(policy.name, _loaded=loaded)
     if key == "vllm":
         from rearank_kit.backends.vllm import VLLMBackend

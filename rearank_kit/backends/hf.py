@@ -34,7 +34,8 @@ class HFBackend(Backend):
 
     Either load a model (``model``: preset name, folder or hub id; ``device``; ``dtype``;
     ``attn_implementation``) or wrap one already in memory with ``HFBackend.from_model``
-    (e.g. a policy being trained).
+    (e.g. a policy being trained). ``device`` "auto" (the default) is the GPU when one is
+    visible, else the CPU (``models.resolve_device``); "cpu", "cuda" or "cuda:N" choose.
     """
 
     name = "hf"
@@ -42,7 +43,7 @@ class HFBackend(Backend):
     def __init__(
         self,
         model: str = "smollm2-135m",
-        device: str = "cpu",
+        device: str = "auto",
         dtype: Any = None,
         attn_implementation: str | None = None,
         *,

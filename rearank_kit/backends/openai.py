@@ -2,8 +2,11 @@
 SGLang, a hosted API), through the synchronous ``openai`` client.
 
 Requests run concurrently in a thread pool (``max_concurrency``); no event loop is created, so the
-backend is safe inside Jupyter. Connection errors, timeouts, 429 and 5xx answers are retried with
-exponential backoff (``max_retries``); other errors fail at once with a KitError.
+backend is safe inside Jupyter. Retries are the ``openai`` SDK's own (``max_retries``, ``timeout``
+are handed to ``openai.OpenAI``): connection errors, timeouts, 408/409/429 and 5xx answers are
+retried with its exponential backoff (honouring ``Retry-After``); what is still failing after that,
+and every other error, is a KitError naming the server. What the SDK lacks is kept here: the
+concurrency limit and the prefill modes below.
 
 Prefill (text the assistant reply must start with) depends on what the server can do:
 
@@ -27,9 +30,7 @@ Prefill (text the assistant reply must start with) depends on what the server ca
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -68,7 +69,6 @@ class OpenAIBackend(Backend):
         max_concurrency: int = 8,
         max_retries: int = 4,
         timeout: float = 600.0,
-        backoff: float = 1.0,
         prefill_mode: str = "auto",
         tokenizer: Any = None,
     ) -> None:
@@ -86,7 +86,6 @@ class OpenAIBackend(Backend):
         self.base_url = base_url or "https://api.openai.com/v1"
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
-        self.backoff = backoff
         self.tokenizer = _load_tokenizer(tokenizer) if isinstance(tokenizer, str | os.PathLike) else tokenizer
         if prefill_mode == "completions" and self.tokenizer is None:
             raise KitError("prefill_mode='completions' needs tokenizer= (the model's preset, folder or hub id)")
@@ -96,7 +95,7 @@ class OpenAIBackend(Backend):
         self._lock = threading.Lock()
         self._warned = False
         self._errors = openai
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
 
     # ----- requests -----
 
@@ -114,26 +113,16 @@ class OpenAIBackend(Backend):
         return args, extra
 
     def _call(self, fn: Any, **kwargs: Any) -> Any:
-        """One request with retries on connection errors, timeouts, 429 and 5xx."""
+        """One request; the SDK has already retried what is worth retrying when this fails."""
         e = self._errors
-        retryable = (e.APIConnectionError, e.APITimeoutError, e.RateLimitError, e.InternalServerError)
-        for attempt in range(self.max_retries + 1):
-            try:
-                return fn(**kwargs)
-            except e.APIStatusError as exc:
-                if not isinstance(exc, retryable) and exc.status_code < 500:
-                    raise
-                last: Exception = exc
-            except retryable as exc:
-                last = exc
-            if attempt < self.max_retries:
-                delay = min(self.backoff * 2**attempt, 30.0) * (1 + 0.25 * random.random())
-                time.sleep(delay)
-        raise KitError(
-            f"openai backend: request to {self.base_url} (model {self.model_id!r}) failed after "
-            f"{self.max_retries + 1} attempt(s): {type(last).__name__}: {last}. Is the server running "
-            "and is base_url right (it usually ends in /v1)?"
-        ) from last
+        try:
+            return fn(**kwargs)
+        except (e.APIConnectionError, e.RateLimitError, e.InternalServerError) as exc:
+            raise KitError(
+                f"openai backend: request to {self.base_url} (model {self.model_id!r}) failed after "
+                f"{self.max_retries + 1} attempt(s): {type(exc).__name__}: {exc}. Is the server running "
+                "and is base_url right (it usually ends in /v1)?"
+            ) from exc
 
     def _one(self, conversation: Conversation, config: GenerationConfig, prefill: str | None, index: int) -> Generation:
         args, extra = self._sampling(config, index)

@@ -8,6 +8,15 @@ vLLM is imported (a value already in the environment wins):
 ``VLLM_CPU_KVCACHE_SPACE=1`` (GiB of KV cache), ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` (the engine
 runs in this process), ``VLLM_HOST_IP=127.0.0.1``; and ``enforce_eager=True``, dtype float32.
 With those, greedy output on CPU equals the hf backend's token for token.
+
+vLLM logs at INFO on standard output by default; here ``VLLM_LOGGING_LEVEL=WARNING`` and
+``VLLM_LOGGING_STREAM=ext://sys.stderr`` are set the same way (``rearank-kit --debug`` asks for
+INFO), so that a command's output (``--json``) stays clean.
+
+Engine arguments (``max_model_len``, ``gpu_memory_utilization``, ``tensor_parallel_size``, ...;
+``rearank-kit rerank --engine-arg KEY=VALUE``) are checked against ``vllm.LLM``'s signature and
+``vllm.EngineArgs``' fields before the engine starts: a misspelt one is a KitError naming it, not
+a TypeError after minutes of start-up.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ CPU_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     "VLLM_HOST_IP": "127.0.0.1",
 }
+# Read by vLLM when it is imported; keeps INFO lines off standard output.
+QUIET_ENV = {"VLLM_LOGGING_LEVEL": "WARNING", "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
+# Set by the backend itself: an engine argument may not replace them.
+_OWN_ARGS = {"model": "the model argument", "tokenizer": "the model argument (its own tokenizer)"}
 
 
 def _adapter_rank(folder: str | os.PathLike) -> int:
@@ -47,6 +60,53 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def import_vllm(on_cuda: bool | None = None) -> Any:
+    """``vllm``, imported with the environment it needs (CPU settings without CUDA, quiet logs)."""
+    if on_cuda is None:
+        on_cuda = _cuda_available()
+    for key, value in {**QUIET_ENV, **({} if on_cuda else CPU_ENV)}.items():
+        os.environ.setdefault(key, value)
+    return require("vllm")
+
+
+def engine_arg_names() -> set[str]:
+    """Every keyword ``vllm.LLM`` accepts: its own parameters and the ``EngineArgs`` fields its
+    ``**kwargs`` are passed on to."""
+    import dataclasses
+    import inspect
+
+    import_vllm()
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    params = inspect.signature(LLM.__init__).parameters.values()
+    names = {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}
+    return names | {f.name for f in dataclasses.fields(EngineArgs)}
+
+
+def check_engine_args(engine_kwargs: dict[str, Any], flag: str = "engine argument") -> None:
+    """Refuse, before the engine starts, what ``vllm.LLM`` would not take (``flag``: how the
+    user gave them, e.g. ``--engine-arg``)."""
+    if not engine_kwargs:
+        return
+    import difflib
+
+    for key in engine_kwargs:
+        if key in _OWN_ARGS:
+            raise KitError(f"{flag} {key}: set by rearank-kit from {_OWN_ARGS[key]}; it cannot be given here")
+    known = engine_arg_names()
+    unknown = [k for k in engine_kwargs if k not in known]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(known), n=3)
+            hints.append(f"{key}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise KitError(
+            f"{flag}: unknown vLLM engine argument(s) {'; '.join(hints)}: not a parameter of vllm.LLM nor a "
+            "field of vllm.EngineArgs (see https://docs.vllm.ai/en/latest/configuration/engine_args.html)"
+        )
 
 
 class VLLMBackend(Backend):
@@ -74,12 +134,10 @@ class VLLMBackend(Backend):
 
         _, source = resolve_model(model)
         on_cuda = _cuda_available()
-        if not on_cuda:
-            for key, value in CPU_ENV.items():
-                os.environ.setdefault(key, value)
-        vllm = require("vllm")
+        vllm = import_vllm(on_cuda)
         if engine_kwargs.pop("trust_remote_code", False):
             raise KitError("trust_remote_code is not supported by rearank-kit")
+        check_engine_args(engine_kwargs)
         if dtype is None:
             dtype = "auto" if on_cuda else "float32"
         if enforce_eager is None:

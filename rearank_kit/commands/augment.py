@@ -7,6 +7,8 @@ rearank_kit/augment.py for the algorithm and how it departs from the paper.
 
     rearank-kit augment --data dl21 --samples-per-query 50 --window 20 --seed 0 --out runs/aug-dl21
     rearank-kit augment --data sample --window 5 --template compact --out runs/aug-sample
+    rearank-kit augment --run my.trec --passages my/passages.jsonl --queries-file my/queries.tsv \
+        --qrels my/qrels.txt --out runs/aug-mine          # your own first stage (judgments needed)
 
 Writes OUT/dataset/ (datasets.DatasetDict: train, test), OUT/sets.jsonl, OUT/summary.json and
 OUT/manifest.json, all at once at the end (an interrupted run leaves nothing behind).
@@ -17,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from rearank_kit.commands import _common
+
 HELP = "draw REARANK's augmented training sets (random passage sets per judged query)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="benchmark name (looked up in $REARANK_KIT_DATA, then data/) or folder")
+    _common.add_input(p, qrels_help="TREC qrels (required with --run: sets are drawn for judged queries)")
     p.add_argument("--out", required=True, help="output folder (must be empty or absent unless --overwrite)")
     p.add_argument("--samples-per-query", type=int, default=50, help="sets drawn per query (default: 50)")
     p.add_argument("--window", type=int, default=20,
@@ -32,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-ndcg", type=float, default=0.1, help="drop sets below this nDCG@10 (default: 0.1)")
     p.add_argument("--order", choices=("bm25", "random"), default="bm25",
                    help="initial order of a set's passages (default: bm25)")
-    p.add_argument("--template", default="rearank", help="prompt template name or .toml path (default: rearank)")
+    _common.add_template(p, "rearank", "prompt template of the sets' prompts (default: rearank)")
     p.add_argument("--test-fraction", type=float, default=0.1,
                    help="fraction of queries held out as the test split (default: 0.1)")
     p.add_argument("--validation-fraction", type=float, default=0.0,
@@ -40,9 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-room", type=float, default=0.0,
                    help="drop sets whose best nDCG@10 exceeds the initial by less than this (default: 0, "
                         "off as in the paper; the normalised reward explodes on such sets)")
-    p.add_argument("--pool", type=int, default=100, help="draw from the first-stage top-N candidates (default: 100)")
+    _common.add_top_k(p, 100, "draw from the first-stage top k candidates", old=("--pool",))
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
-    p.add_argument("--json", action="store_true", help="print the whole summary as JSON")
+    _common.add_progress(p)
+    _common.add_json(p)
 
 
 def _print_summary(s: dict, out) -> None:
@@ -69,14 +74,25 @@ def _print_summary(s: dict, out) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.augment import AugmentConfig, run_augment
+    from pathlib import Path
+
+    from rearank_kit.augment import AugmentConfig, augment, write_augmented
+    from rearank_kit.errors import KitError
 
     config = AugmentConfig(
         samples_per_query=args.samples_per_query, window=args.window, seed=args.seed, filter=args.filter,
         min_ndcg=args.min_ndcg, order=args.order, template=args.template, test_fraction=args.test_fraction,
-        validation_fraction=args.validation_fraction, min_room=args.min_room, pool=args.pool,
+        validation_fraction=args.validation_fraction, min_room=args.min_room, pool=args.top_k,
     )
-    result = run_augment(args.data, args.out, config, overwrite=args.overwrite, progress=True)
+    config.validate()
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.overwrite)):
+        raise KitError(f"--out {out}: exists and is not an empty folder; choose another --out or pass --overwrite")
+    if args.run is not None and args.qrels is None:
+        raise KitError("--run needs --qrels here: augmentation draws sets for judged queries only")
+    bench, _ = _common.load_input(args, args.top_k)
+    result = augment(bench, config, progress=not args.no_progress)
+    write_augmented(result, out, overwrite=args.overwrite, bench=bench, config=config)
     if args.json:
         print(json.dumps(result.summary, indent=2))
     else:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rearank_kit.commands import _common
+
 HELP = "rerank the bundled sample with the bundled model (offline) and compare with BM25"
 SAMPLE = "sample"
 MODEL = "smollm2-135m"
@@ -21,9 +23,12 @@ TEMPLATE = "compact"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo; a finished demo is reused)")
-    p.add_argument("--queries", type=int, help="only the first N sample queries (default: all 10)")
+    p.add_argument("--queries", type=int, metavar="N", help="only the first N sample queries (default: all 10)")
+    p.add_argument("--device", type=_common.device_name, default="auto",
+                   help="auto (the GPU when one is visible; default), cpu, cuda or cuda:N")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="start again instead of reusing earlier outputs")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common.add_progress(p)
+    _common.add_json(p)
 
 
 def verdict(bm25: float, reranked: float) -> str:
@@ -42,11 +47,17 @@ def run(args: argparse.Namespace) -> int:
     from rearank_kit.rerank_run import rerank_benchmark
 
     # 20 candidates in one window of 20: one model call per query, ~1 minute on 2 CPU cores.
-    # batch_size 1: on a CPU the hf backend is faster one window at a time (rerank.default_batch_size)
-    config = RerankConfig(top_k=20, window=20, step=10, template=TEMPLATE, batch_size=1)
+    # batch_size None: one window at a time on a CPU (faster there), 8 on a GPU (rerank.default_batch_size)
+    config = RerankConfig(top_k=20, window=20, step=10, template=TEMPLATE, batch_size=None)
     out = Path(args.out)
+    if args.device != "auto":
+        _common.check_device(args.device)
     summary = rerank_benchmark(SAMPLE, MODEL, config, out, queries=args.queries, measures="nDCG@10",
-                               overwrite=args.overwrite, progress=not args.no_progress).summary  # fmt: skip
+                               backend_kwargs={"device": args.device}, overwrite=args.overwrite,
+                               progress=not args.no_progress).summary  # fmt: skip
+    if args.json:
+        _common.print_run_json(summary, out)
+        return 0
     calls, complete = summary["model_calls"], summary["complete_answers"]
     print()
     print(f"Bundled sample, {summary['num_queries']} queries, top 20 reranked by {MODEL} ({TEMPLATE} prompt)")

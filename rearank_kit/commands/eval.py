@@ -2,6 +2,11 @@
 
     rearank-kit eval --data dl19
     rearank-kit eval --data dl19 --run runs/dl19/run.trec --measures nDCG@10,RR@10,R@100 --json
+    rearank-kit eval --data dl19 --run runs/dl19/run.trec --missing-queries skip
+
+Means are over every judged query by default, a judged query missing from the run counting as 0
+(trec_eval -c, as pyserini and RankLLM report); --missing-queries skip averages over the judged
+queries the run ranks (trec_eval without -c). The output says which, and which queries were missing.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--measures", default="nDCG@10", help="comma-separated ir-measures names (default: nDCG@10)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--per-query", action="store_true", help="also show (or include in --json) per-query scores")
+    p.add_argument("--missing-queries", choices=("zero", "skip"), default="zero",
+                   help="judged queries missing from the run: zero = count as 0 (trec_eval -c, the default), "
+                        "skip = leave them out of the mean (trec_eval without -c)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     # The rank column decides the order. First-stage BM25 scores tie often, and trec_eval would
     # reorder ties by docid; the published BM25 figures (dl19 0.5058...) use the file's ranks.
     run = {q: {c.docid: float(len(cands) - i) for i, c in enumerate(cands)} for q, cands in read_run(run_path).items()}
-    result = evaluate(run, qrels, args.measures)
-    if result.num_queries == 0:
+    result = evaluate(run, qrels, args.measures, args.missing_queries)
+    if len(result.missing) == len(qrels):
         raise KitError(f"{run_path}: none of its {len(run)} queries has judgments in {qrels_path}")
     if args.json:
         out = result.to_json()
@@ -46,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{folder.name}: {run_path} ({result.num_queries} queries)")
+    print(f"  {result.policy}; missing: {_listed(result.missing)}")
     if args.per_query:
         print(result.per_query.round(4).to_string())
         print()
@@ -53,3 +62,10 @@ def run(args: argparse.Namespace) -> int:
     for m, v in result.mean.items():
         print(f"  {m:<{width}}  {v:.4f}")
     return 0
+
+
+def _listed(qids, shown: int = 10) -> str:
+    if not qids:
+        return "none"
+    more = f", ... ({len(qids)} in all)" if len(qids) > shown else ""
+    return ", ".join(qids[:shown]) + more

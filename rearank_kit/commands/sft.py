@@ -1,0 +1,88 @@
+"""Direct SFT baseline (the paper's Table 3): fine-tune on the best ordering of each augmented set.
+
+    rearank-kit sft --preset cpu-tiny --data runs/aug-w5 --steps 30 --out runs/sft-tiny
+    rearank-kit sft --preset cpu-tiny --data runs/aug-w5 --set learning_rate=5e-5 --out runs/sft-lr
+    rearank-kit sft --preset paper --data runs/aug-w20 --dry-run          # checks only
+    accelerate launch --config_file configs/accelerate/zero3.yaml -m rearank_kit.commands.sft \\
+        --preset paper --data runs/aug-w20 --out runs/sft-paper
+    rearank-kit evaluate-sets --model runs/sft-tiny --sets runs/aug-w5 --split test --out runs/eval-sft
+
+Presets: cpu-tiny (bundled SmolLM2-135M, compact prompt, LoRA, CPU) and paper (Qwen2.5-7B-Instruct,
+rearank prompt, full fine-tuning; the paper states no SFT settings, so they are the kit's
+assumptions). Every setting of rearank_kit/sft.py:SFTRunConfig can be changed with --set. Writes
+OUT/manifest.json (kind "train", method "sft"), OUT/metrics.jsonl, OUT/checkpoint-N/ and, at the
+end, the adapter (or model): the run folder works as --model wherever a GRPO run does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "direct SFT baseline: fine-tune on the best ordering of each augmented set (Table 3)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="cpu-tiny", help="cpu-tiny (default) or paper")
+    p.add_argument("--data", help="augmented sets folder (rearank-kit augment --out); its train split is used")
+    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, the adapter)")
+    p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's; -1: one pass over the sets)")
+    p.add_argument("--model", help="base model: preset name, folder or hub id (the preset's otherwise)")
+    p.add_argument("--template", help="prompt template (the preset's otherwise)")
+    p.add_argument("--seed", type=int, help="random seed (default: the preset's, 0)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change any SFTRunConfig field, e.g. --set learning_rate=5e-5 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--dry-run", action="store_true", help="load the data and tokenizer, run the checks, train nothing")
+    p.add_argument("--show-config", action="store_true", help="print the resulting config, then exit")
+    p.add_argument("--quiet", action="store_true", help="no per-step line on stderr")
+
+
+def build_config(args: argparse.Namespace):
+    from rearank_kit.sft import apply_overrides, get_preset
+    from rearank_kit.train_presets import parse_set_args
+
+    overrides = parse_set_args(args.overrides)
+    for flag, key in (("steps", "max_steps"), ("model", "model"), ("template", "template"), ("seed", "seed")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    return apply_overrides(get_preset(args.preset), overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rearank_kit.errors import KitError
+
+    config = build_config(args)
+    if args.show_config:
+        from rearank_kit.train_presets import format_config
+
+        print(format_config(config))
+        return 0
+    if not args.data:
+        raise KitError("--data is required (an augmented sets folder: rearank-kit augment --out DIR)")
+    if args.dry_run:
+        from rearank_kit.sft import prepare_sft
+
+        print(f"{config.preset}: checks passed. {prepare_sft(config, args.data).summary()}")
+        return 0
+    if not args.out:
+        raise KitError("--out is required (the run folder)")
+
+    from rearank_kit.sft import sft
+
+    result = sft(config, args.data, args.out, resume=args.resume, echo=not args.quiet)
+    loss = f", last loss {result['last_loss']:.3f}" if isinstance(result.get("last_loss"), (int, float)) else ""
+    print(f"fine-tuned {result['steps']} steps in {result['seconds']:.0f} s{loss} -> {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rearank_kit.commands.sft`` (for ``accelerate launch -m``): the same as ``rearank-kit sft``."""
+    from rearank_kit.cli import main as cli_main
+
+    return cli_main(["sft", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
