@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.rearank-kit-installed
 # Extras a CPU machine can run; `gpu` (CUDA vLLM) is for GPU machines: pip install -e '.[gpu]'.
-EXTRAS ?= retrieval,notebooks,dev,cpu-vllm
+EXTRAS ?= retrieval,notebooks,dev,cpu-vllm,tracking
 
 .PHONY: setup demo test lint bench clean-venv
 

@@ -10,6 +10,11 @@ characters in the ``rearank`` template, 512 new tokens), batch sizes 1, 8, 32, 6
 generated tokens/s, prefill tokens/s, peak GPU memory, and decode throughput against the
 memory-bandwidth bound (bytes of weights, plus KV cache, read per decode step / HBM bandwidth).
 
+Pipelined vs lock-step windows (``rerank.py``'s modes) with the hf backend: queries of 30
+passages (two windows of 20, step 10) whose replies end at a length between 256 and 2,048 tokens,
+fixed per prompt (a logits processor forces the end-of-sequence token there), batch 8:
+windows/s in each mode, and whether both gave the same rankings.
+
 Training: 2 GRPO steps of ``rearank_kit.train`` with the 0.5B random model (bf16, gradient
 checkpointing), LoRA and full fine-tuning: seconds per step and peak GPU memory.
 
@@ -164,6 +169,82 @@ def time_inference(model, tokenizer, batch_sizes, new_tokens: int, device: str, 
     return {"parameters": n_params, "rows": rows}
 
 
+# --- pipelined vs lock-step windows ----------------------------------------------------------------
+
+
+class ForcedLengths:
+    """Ends each reply after a number of tokens fixed by its prompt (``lo``-``hi``, from a checksum of
+    the prompt's ids), end-of-sequence token included: random weights never stop on their own, and
+    varied reply lengths are what lock-step windows wait on."""
+
+    def __init__(self, prompts: list[list[int]], lo: int, hi: int, eos: int, device):
+        import zlib
+
+        import torch
+
+        self.targets = torch.tensor([lo + zlib.crc32(str(ids).encode()) % (hi - lo + 1) for ids in prompts], device=device)
+        self.eos, self.width = eos, None
+
+    def __call__(self, input_ids, scores):
+        if self.width is None:
+            self.width = input_ids.shape[1]
+        end = self.targets <= input_ids.shape[1] - self.width + 1  # rows whose next token is their last
+        scores[end] = float("-inf")
+        scores[end, self.eos] = 0.0
+        scores[~end, self.eos] = float("-inf")
+        return scores
+
+
+def time_pipelined(model, tokenizer, device: str, queries: int, lengths: tuple[int, int], batch: int) -> dict:
+    """The same windows in lock-step (``mode="batched"``) and pipelined: windows/s of each."""
+    from transformers import LogitsProcessorList
+
+    from rearank_kit.backends.hf import HFBackend
+    from rearank_kit.data import Candidate, Query, Ranking
+    from rearank_kit.prompts import load_template
+    from rearank_kit.rerank import RerankConfig, rerank_queries
+
+    template = load_template("rearank")
+    rankings = []
+    for q in range(queries):
+        query, passages = synthetic_window(n=30, seed=1000 + q)
+        rankings.append(Ranking(Query(f"q{q}", query), [Candidate(f"q{q}-d{i}", p, i + 1) for i, p in enumerate(passages)]))
+    backend = HFBackend.from_model(model, tokenizer, model_id="random-qwen2")
+    model.generation_config.min_new_tokens = None  # time_inference fixed the length; here the prompt does
+    generate = model.generate
+
+    def forced(*args, **kwargs):
+        rows = [ids[mask.bool()].tolist() for ids, mask in zip(kwargs["input_ids"], kwargs["attention_mask"], strict=True)]
+        kwargs["logits_processor"] = LogitsProcessorList([ForcedLengths(rows, *lengths, tokenizer.eos_token_id, model.device)])
+        return generate(*args, **kwargs)
+
+    model.generate = forced
+    report = {"queries": queries, "windows_per_query": 2, "reply_tokens": list(lengths), "batch": batch, "modes": {}}
+    ranked = {}
+    try:
+        for mode in ("batched", "pipelined"):
+            config = RerankConfig(top_k=30, window=20, step=10, template="rearank", max_new_tokens=lengths[1],
+                                  batch_size=batch, mode=mode, group_size=queries).resolved(template)  # fmt: skip
+            traces: list[dict] = []
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            ranked[mode] = [r.docids for r in rerank_queries(rankings, backend, config, template, {}, None, False,
+                                                              on_trace=traces.append)]  # fmt: skip
+            seconds = time.perf_counter() - t
+            report["modes"][mode] = {"seconds": seconds, "windows": len(traces), "windows_per_s": len(traces) / seconds,
+                                     "generated_tokens": sum(t["output_tokens"] for t in traces)}  # fmt: skip
+            print(json.dumps({"pipelined_check": mode, **report["modes"][mode]}), flush=True)
+    finally:
+        del model.generate  # the model's own method again
+    b, p = report["modes"]["batched"], report["modes"]["pipelined"]
+    report["pipelined_over_lockstep_windows_per_s"] = p["windows_per_s"] / b["windows_per_s"]
+    report["same_rankings"] = ranked["batched"] == ranked["pipelined"]
+    return report
+
+
 # --- training ------------------------------------------------------------------------------------
 
 
@@ -234,6 +315,13 @@ def markdown(report: dict) -> str:
                 f"| {r['batch']} | {r['windows_per_s']:.2f} | {r['generated_tokens_per_s']:.0f} | "
                 f"{r['prefill_tokens_per_s']:.0f} | {r['decode_tokens_per_s']:.0f} | {frac_s} | {mem_s} |")
         lines.append("")
+    piped = report.get("pipelined")
+    if piped:
+        b, p = piped["modes"]["batched"], piped["modes"]["pipelined"]
+        lines += [f"**Pipelined vs lock-step windows** ({piped['shape']}, hf backend, {piped['queries']} queries x 2 "
+                  f"windows, replies of {piped['reply_tokens'][0]}-{piped['reply_tokens'][1]} tokens, batch "
+                  f"{piped['batch']}): lock-step {b['windows_per_s']:.3f} windows/s, pipelined {p['windows_per_s']:.3f} "
+                  f"({piped['pipelined_over_lockstep_windows_per_s']:.2f}x), same rankings: {piped['same_rankings']}", ""]
     if report.get("training"):
         lines += [f"| GRPO ({report['train_shape']}, {report['dtype']}, grad. checkpointing) | s/step | peak GiB |",
                   "| --- | --- | --- |"]
@@ -251,6 +339,8 @@ def main(argv=None) -> int:
     ap.add_argument("--new-tokens", type=int, default=None, help="default 512 (tiny: 8)")
     ap.add_argument("--skip-7b", action="store_true")
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--skip-pipelined", action="store_true", help="no pipelined vs lock-step measurement")
+    ap.add_argument("--pipelined-queries", type=int, default=None, help="default 8 (tiny: 3)")
     ap.add_argument("--train-steps", type=int, default=2)
     ap.add_argument("--train-modes", default="lora,full", help="comma-separated: lora, full")
     ap.add_argument("--markdown", action="store_true", help="also print the BENCHMARKS.md section")
@@ -279,6 +369,10 @@ def main(argv=None) -> int:
         model = build_model(shape, device, dtype)
         report["inference"][shape] = time_inference(model, tokenizer, batch_sizes, new_tokens, device, bandwidth,
                                                     SHAPES[shape])
+        if shape == shapes[0] and not args.skip_pipelined:  # the 7B shape on a GPU
+            queries = args.pipelined_queries or (3 if args.tiny else 8)
+            lengths, batch = ((4, 16), 2) if args.tiny else ((256, 2048), 8)
+            report["pipelined"] = {"shape": shape, **time_pipelined(model, tokenizer, device, queries, lengths, batch)}
         del model
         if device == "cuda":
             torch.cuda.empty_cache()

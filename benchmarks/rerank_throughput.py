@@ -118,7 +118,9 @@ def main(argv=None) -> int:
     p.add_argument("--step", type=int, default=10)
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--modes", default=None, help="comma list of batched,sequential (default: both for throughput, batched for peer)")
+    p.add_argument("--modes", default=None,
+                   help="comma list of pipelined,batched,sequential (default: batched,sequential for throughput, "
+                        "batched for peer); benchmarks/rerank_vs_authors.py compares pipelined with lock-step")  # fmt: skip
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
 

@@ -16,7 +16,11 @@
 # - how the kit turns a reply into a ranking, and how it repairs a broken one;
 # - how to score a ranking against human judgments with nDCG@10: BM25 before, the reranker after;
 # - why a long candidate list is reranked with *sliding windows*;
-# - how to run the real Rearank-7B instead, on a GPU.
+# - how to run the real Rearank-7B instead, on a GPU;
+# - to write nDCG@10 and the window positions yourself, checked against the kit's own.
+#
+# **Prerequisites**: Python and a little pandas; no information-retrieval or reinforcement-learning
+# background. Every term (BM25, nDCG, window) is explained where it first appears.
 #
 # **Runtime and hardware**
 #
@@ -178,6 +182,20 @@ pd.DataFrame({
 }, index=pd.RangeIndex(1, len(ranking.docids) + 1, name="position")).head(10)
 
 # %% [markdown]
+# The same as a picture: one line per passage from its BM25 rank (left) to its rank after reranking
+# (right), coloured by its judged grade. A good reranker makes the green lines climb and the grey
+# ones sink; crossing lines are the swaps it made.
+
+# %%
+import matplotlib.pyplot as plt
+
+from rearank_kit.plots import plot_rank_shift
+
+fig, ax = plt.subplots(figsize=(5, 6))
+plot_rank_shift(ranking.docids, reranked.docids, judgments, ax=ax)
+fig.savefig(RUN / "rank_shift.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
 # For whole benchmarks the kit evaluates with `ir-measures` (`metrics.evaluate`), which gives the same
 # nDCG@10 and any other measure. A run is a `qid -> docid -> score` mapping; `rankings_to_run`
 # makes one from rankings. `RR(rel=2)@10` is the reciprocal rank of the first passage of grade 2 or
@@ -209,12 +227,20 @@ scores
 # (notebooks 05 and 06).
 
 # %%
+from rearank_kit.plots import plot_windows
 from rearank_kit.rerank import window_positions
 
 print("top 100, window 20, step 10:", window_positions(100, 20, 10))
 print(f"top {TOP} (what this notebook used):", window_positions(TOP, 20, 10))
 print("\nThe same on the command line, for the whole sample, written to a run folder:")
 print(f"  .venv/bin/rearank-kit rerank --data sample --top-k 20 --template compact --out {RUN / 'sample-top20'}")
+windows_ax = plot_windows(100, 20, 10)
+
+# %% [markdown]
+# Each bar is one model call, run top to bottom in the figure: the first sees positions 80-99, the
+# last 0-19. Consecutive windows overlap by 10 positions (window - step): the best passages of a
+# window are carried up into the next one, which is how a passage found at position 95 can end at
+# position 1 after nine calls, and why one pass costs 9 calls for 100 candidates.
 
 # %% [markdown]
 # ## 7. The real model: Rearank-7B on a GPU
@@ -244,12 +270,61 @@ else:
 # %% [markdown]
 # ## Exercises
 #
+# **A. Write nDCG@10 yourself (checked).** Replace the `raise` line with your code: the gain of a
+# passage is its grade (unjudged: 0), position `i` (from 1) is discounted by `log2(i + 1)`, only
+# the first `k` positions count, and the ideal DCG sorts *all* judged grades of the query (also
+# passages the ranking does not contain). Return 0.0 when nothing is relevant. Run the cell: the
+# checker compares your function with `metrics.ndcg_at_k` on hand-picked and generated cases and,
+# when they disagree, shows the smallest case and a hint.
+
+# %%
+from rearank_kit.exercises import check_ndcg, check_window_positions
+
+
+def my_ndcg_at_k(ranked_docids, judgments, k=10):
+    """nDCG@k of one ranking (a list of docids, best first) against judgments (docid -> grade)."""
+    raise NotImplementedError  # your code here
+
+
+check_ndcg(my_ndcg_at_k)
+
+
+# %% [markdown]
+# **B. Write the sliding windows yourself (checked).** Return the `[start, end)` windows that
+# rerank the top `k`, in the order they run: bottom first, moving up by `step`, the last one always
+# starting at 0; a list no longer than the window gets one window. Compare with section 6.
+
+# %%
+def my_window_positions(k, window, step):
+    """[(start, end), ...]: the windows over positions 0..k-1, bottom window first."""
+    raise NotImplementedError  # your code here
+
+
+check_window_positions(my_window_positions)
+
+# %% [markdown]
+# **Open questions**
+#
 # 1. Change `QID` to another sample query (`s01` ... `s09`) and compare BM25 and the reranker. On
-#    which queries does the tiny model help, on which does it hurt?
+#    which queries does the tiny model help, on which does it hurt? Read the rank-shift picture.
 # 2. Set `TEMPLATE = "rearank"` and run sections 2-5 again. What does the 135M model do with the
 #    paper's reasoning prompt? Does `parse_ranking` still find a ranking, and from where?
 # 3. Lower `max_new_tokens` to 10. What happens to `finish_reason`, to the repairs and to nDCG@10?
-# 4. Work out by hand the nDCG@10 of a ranking that puts the two grade-3 passages of `s10` first
-#    and nothing else relevant in the top 10; check it with `ndcg_at_k`.
+# 4. `s10` has two grade-3 passages, but only `s10-p01` is among its BM25 candidates (`s10-p02`
+#    was never retrieved). Work out by hand the nDCG@10 of the best ranking a reranker can make
+#    from the candidates of section 1 (every judged passage in it sorted by grade), then check it
+#    with `ndcg_at_k`. Why is it below 1, and what does that say about the first stage?
 # 5. (Teachers) Give students the table of section 1 without the grades and ask them to rank the
 #    passages; score their rankings with `ndcg_at_k` and compare with BM25 and the model.
+
+# %% [markdown]
+# ## Recap
+#
+# - A listwise reranker reads a query and a numbered window of passages and answers with a
+#   permutation; the kit's prompts are templates, and `parse_ranking` turns any reply into a full
+#   ranking while recording every repair it made.
+# - nDCG@10 scores the top 10 against *all* the query's judgments, so passages the first stage
+#   missed cap what any reranker can reach.
+# - 100 candidates are reranked by 9 overlapping windows of 20, bottom to top.
+# - The bundled 135M model runs every step on a laptop; Rearank-7B needs a GPU and its own prompt.
+# - Next: notebook 01 turns a few judged queries into thousands of training prompts.

@@ -14,7 +14,10 @@
 #   default is what it is;
 # - what the two filters drop, and how the paper's two descriptions of the filter differ;
 # - how much room for improvement the sets leave a reranker (initial vs best nDCG@10);
-# - how to write a training set to disk for GRPO (notebook 03) and read it back.
+# - how to write a training set to disk for GRPO (notebook 03) and read it back;
+# - why training sees random subsets while inference slides windows, and what that changes.
+#
+# **Prerequisites**: notebook 00 (nDCG@10, windows of passages). No model is loaded here.
 #
 # **Runtime and hardware**
 #
@@ -26,6 +29,13 @@
 #
 # No model is loaded: augmentation is sampling and arithmetic. The seed queries are TREC DL21 (graded
 # 0-3) when `REARANK_KIT_DATA` points at it, else the kit's `sample` collection.
+#
+# **Which seed queries?** The paper reports 179 annotated seed queries with graded (0-3)
+# judgments; neither the paper's tables nor the authors' released code include the list, so it
+# cannot be rebuilt here. The kit uses TREC DL21 instead: 53 judged queries on MS MARCO passages,
+# the same kind of graded judgments, and *disjoint* from DL19 and DL20, the paper's in-domain test
+# sets (training on their judgments would mean training on the answers). Fewer seed queries than
+# the paper's 179, but the trick below multiplies them just the same.
 
 # %%
 import dataclasses
@@ -195,15 +205,61 @@ print(f"at this keep rate, 179 annotated queries x 50 draws -> about {179 * 50 *
 print("split by query:", s["splits"], "| test queries:", s["test_qids"])
 
 # %% [markdown]
+# ## 7. Training sees random sets, inference slides windows
+#
+# At inference (notebooks 00 and 05) the model sees the BM25 top 100 through nine overlapping
+# windows of 20, in BM25 order, and each window's input depends on what the windows below it did.
+# In training it sees *random* subsets of the top 100, each on its own. Two consequences:
+#
+# - **different inputs**: a window at inference holds neighbours in BM25 rank (positions 80-99 are
+#   all weak candidates; 0-19 all strong), while a random set mixes ranks from the whole top 100.
+#   The model learns to rank mixtures and is then asked to rank runs of similar passages, where the
+#   differences are finer. The share of relevant passages differs too (below).
+# - **no credit assignment across windows**: the reward scores one set against its own best order;
+#   nothing in training rewards carrying a good passage *up* into the next window, which is what
+#   sliding windows rely on at inference.
+#
+# The paper trains this way and still gains at inference; the kit keeps its recipe. The numbers for
+# these seed queries:
+
+# %%
+top = [r for r in judged if len(r.candidates) >= config.window]
+by_position = pd.DataFrame({
+    "first window (BM25 top)": [sum(bench.qrels[r.query.qid].get(d, 0) > 0 for d in r.docids[:config.window])
+                                / config.window for r in top],
+    "last window (bottom)": [sum(bench.qrels[r.query.qid].get(d, 0) > 0 for d in r.docids[-config.window:])
+                             / config.window for r in top],
+})
+random_sets = pd.Series([sum(g > 0 for g in row["grades"]) / len(row["grades"]) for row in sets["train"]])
+print("share of relevant passages (grade > 0) per window / set, mean over queries:")
+pd.concat([by_position.mean(), pd.Series({"random training set": random_sets.mean()})]).round(3).to_frame("share")
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. Set `config = AugmentConfig(..., filter="best")` in section 2 and rerun. How do the number of
-#    sets and the histograms change, and which filter would you train with? Why?
+# 1. Section 4's table counts the sets each filter keeps, but not *which queries* lose theirs. Run
+#    `augment` with `min_ndcg=0.3` and compare `summary["sets_per_query"]` with the default's:
+#    which queries lose every set, and what do they have in common in section 1's table?
 # 2. How many sets does a query with a single relevant passage keep, compared with a query with
 #    ten? Use `result.summary["sets_per_query"]` and the table of section 1.
 # 3. Change `seed` and check that the sets of one query change while the split (`test_qids`)
 #    depends only on the seed and the usable query ids.
 # 4. `window=10` halves the prompt length. What happens to `best_ndcg` and to the share of sets
 #    already in their best order? What would that do to the reward signal?
-# 5. (Teachers) Ask students to predict the share of sets dropped as `no_relevant` from the table
+# 5. Section 7 compares relevant shares. Draw sets of 20 from the top 20 only (`AugmentConfig(pool=20)`)
+#    and train-versus-inference look alike again: what would such training sets lose?
+# 6. (Teachers) Ask students to predict the share of sets dropped as `no_relevant` from the table
 #    of section 1 before running section 4.
+
+# %% [markdown]
+# ## Recap
+#
+# - A judged query can score any ordering of any subset of its candidates, so a few queries give
+#   thousands of training prompts: random sets of `window` passages from the BM25 top 100.
+# - Two filters drop sets that teach nothing (no relevant passage) or little (a low nDCG@10); the
+#   paper states its threshold both on the initial and on the best nDCG, and the kit has both.
+# - The gap between a set's initial and best nDCG@10 is the room the reward of notebook 02 measures.
+# - The kit trains on DL21 (53 queries), never on DL19/DL20, the test sets; the paper's 179 seed
+#   queries are not published.
+# - Training sees random mixtures, inference sees BM25-ordered windows: a mismatch to keep in mind.
+# - Next: notebook 02, how a ranking of a set is turned into a reward.

@@ -20,7 +20,11 @@
 # - what raw, difference and normalised rewards reward, on sets easy and hard to improve;
 # - what GRPO actually uses (advantages within a group), and where the three variants differ there;
 # - strict vs lenient scoring, and the prefill of the `compact` prompt;
-# - the reward functions TRL calls during training.
+# - the reward functions TRL calls during training;
+# - to write the normalised reward and GRPO's group advantages yourself, checked against the kit's.
+#
+# **Prerequisites**: notebooks 00 (nDCG@10) and 01 (augmented sets: grades, initial and best
+# nDCG@10). GRPO is introduced here only as far as its advantages; notebooks 03 and 07 do the rest.
 #
 # **Runtime and hardware**
 #
@@ -141,6 +145,21 @@ ablation
 # - the **normalised** reward gives 1 to every perfect ranking: the reward measures the model's job,
 #   on a scale shared by all sets. The paper found it the best of the three.
 #
+# ### Every ordering of the toy set
+#
+# The toy set has 5 passages, so 120 orderings. Below, each ordering's rank reward under the three
+# variants against Kendall's tau between its order and the grades (1: sorted by grade, -1:
+# reversed); the star is the order as shown. All three rise with tau, but only the normalised
+# reward puts the shown order at 0 and the best order at 1; note its scale below 0.
+
+# %%
+from rearank_kit.plots import plot_reward_landscape, reward_landscape
+
+landscape = reward_landscape(TOY["grades"], TOY["ideal_grades"])
+landscape_axes = plot_reward_landscape(landscape)
+landscape[list(MODES)].describe().round(3)
+
+# %% [markdown]
 # ## 4. What GRPO sees: advantages within a group
 #
 # GRPO samples a *group* of completions per prompt and uses `(r - mean(group)) / std(group)` as each
@@ -148,24 +167,40 @@ ablation
 # alone the three variants give the *same* advantages: the offset cancels and the scale divides out.
 # They differ through the fixed weights of the format rewards, whose share of the total depends on
 # the scale of `r_rank`, and when advantages are scaled across the whole batch rather than the group
-# (TRL's `scale_rewards="batch"`). Here one group of four completions on the toy set:
+# (TRL's `scale_rewards="batch"`). Here one group of four completions on the toy set.
+#
+# The standard deviation is the *sample* one, with Bessel's correction (ddof=1), as in TRL
+# (`trl.trainer.utils.nanstd`); pandas' `.std()` does the same by default, numpy's `np.std` does not.
 
 # %%
+import torch
+
+from rearank_kit.grpo_scratch import group_advantages
+
 group = ["best order, well formed", "swaps the top two", "unchanged order", "best order, no think"]
 totals = pd.DataFrame({
     mode: [reward_breakdown(completions[c], **TOY, mode=mode)["total"] for c in group] for mode in MODES
 }, index=group)
-advantages = (totals - totals.mean()) / (totals.std(ddof=0) + 1e-4)
+advantages = totals.apply(lambda col: pd.Series(group_advantages(torch.tensor(col.values), len(group)).numpy(),
+                                                index=col.index))
 pd.concat({"reward (total)": totals, "advantage": advantages}, axis=1).round(3)
+
+# %%
+from rearank_kit.plots import plot_group_advantages
+
+group_ax = plot_group_advantages(totals["normalized"].tolist(), advantages["normalized"].tolist(),
+                                 labels=["best", "swap", "unchanged", "no think"])
 
 # %% [markdown]
 # Raw and difference give *identical* advantages: `S_init` is the same for the whole group and
 # cancels. The normalised reward differs because this set leaves little room (about 0.27 of nDCG):
 # under raw or difference the rank part of the rewards spans only 0.8 x 0.27, about 0.2, so a 0.1
 # format bonus weighs as much as a good ranking. The perfect ranking without `<think>` then gets a
-# *negative* advantage, below a worse ranking in the right format. Normalising stretches the rank
-# part to the same range on every set, so the ranking dominates, as the 0.8 / 0.1 / 0.1 weights
-# intend, whatever the set.
+# *negative* advantage, below a worse ranking in the right format. Normalising pins two points on
+# every set, 0 for the order as shown and 1 for a best order, so improvements weigh the same
+# whatever the set and the ranking dominates, as the 0.8 / 0.1 / 0.1 weights intend. It does not
+# give every set the same *range*: below 0 the normalised reward has no bound, and on a set with
+# little room to improve a bad ranking scores far below -1 (section 7).
 #
 # ## 5. Strict and lenient; the prefill
 #
@@ -267,6 +302,39 @@ pd.DataFrame({f.__name__: f(batch, **columns) for f in funcs}, index=list(comple
 # %% [markdown]
 # ## Exercises
 #
+# **A. Write the normalised rank reward (checked).** `order` lists passage indices best first
+# (`order[0]` is the index of the passage ranked first), `grades[i]` is the grade of passage `i`,
+# `ideal_grades` all judged grades of the query. Return `(S_new - S_init) / (S_best - S_init)` with
+# nDCG@10 as `S` (section 1), and 0 when the set leaves no room to improve. Do not clip it.
+
+# %%
+from rearank_kit.exercises import check_advantages, check_reward
+
+
+def my_rank_reward(order, grades, ideal_grades):
+    """REARANK's normalised rank reward of one ordering of a set."""
+    raise NotImplementedError  # your code here
+
+
+check_reward(my_rank_reward)
+
+
+# %% [markdown]
+# **B. Write GRPO's group advantages (checked).** `rewards` is a flat torch tensor of
+# `num_generations` completions per prompt, prompt after prompt. Return each completion's
+# `(reward - its group's mean) / (its group's standard deviation + 1e-4)`, as TRL does (section 4).
+
+# %%
+def my_advantages(rewards, num_generations):
+    """Group-normalised advantages, one per completion (a tensor of the shape of rewards)."""
+    raise NotImplementedError  # your code here
+
+
+check_advantages(my_advantages)
+
+# %% [markdown]
+# **Open questions**
+#
 # 1. In section 6, find a ranking of the toy set whose normalised reward is exactly 0 but that is
 #    *not* the shown order. Why is it 0?
 # 2. Find the worst ranking of the toy set. What are its raw, difference and normalised rewards?
@@ -277,3 +345,15 @@ pd.DataFrame({f.__name__: f(batch, **columns) for f in funcs}, index=list(comple
 #    all give the *same* ranking. What does GRPO learn from that group?
 # 5. (Teachers) Have students write completions that "hack" the reward (high reward, bad ranking)
 #    and check which ones strict mode stops.
+
+# %% [markdown]
+# ## Recap
+#
+# - REARANK's reward: `0.8 r_rank + 0.1 r_format1 + 0.1 r_format2`, with `r_rank` the share of the
+#   possible nDCG@10 improvement a ranking achieves (0 unchanged, 1 best, unbounded below).
+# - Raw and difference rewards pay for the set, not for the job; within a GRPO group the offset
+#   cancels, but the scale against the format rewards does not.
+# - GRPO learns from advantages: reward minus the group mean, over the group's sample standard
+#   deviation (ddof=1, as TRL); a group whose rewards are all equal teaches nothing.
+# - Strict scoring needs a complete `<answer>`; lenient scoring is for tiny models.
+# - Next: notebook 03 trains with these rewards; notebook 07 writes GRPO's loss from scratch.

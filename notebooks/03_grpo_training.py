@@ -14,23 +14,31 @@
 #
 # **What you will learn**
 #
-# - the three presets (`paper`, `gpu-small`, `cpu-tiny`) and the batch arithmetic behind them;
+# - the four presets (`paper`, `gpu-small`, `cpu-tiny`, `cpu-firstpick`) and the batch arithmetic behind them;
 # - the pre-flight checks that refuse a run that would fail or silently learn nothing;
-# - a real GRPO run of the bundled 135M model on the CPU, and what it writes (`metrics.jsonl`,
-#   `completions.jsonl`, checkpoints, the LoRA adapter);
+# - a real GRPO run of the bundled 135M model on the CPU with the kit's measured recipe, and what it
+#   writes (`metrics.jsonl`, `completions.jsonl`, checkpoints, the LoRA adapter);
+# - how to tell whether it learned: the trained adapter against its base model on held-out queries;
 # - how to launch the same code on one GPU and on eight.
+#
+# **Prerequisites**: notebooks 01 (augmented sets) and 02 (the reward, group advantages). The GRPO
+# loss itself (ratio, clipping, KL) is written out and trained from scratch in notebook 07; here TRL
+# computes it.
 #
 # **Runtime and hardware**
 #
 # | mode | hardware | time |
 # | --- | --- | --- |
 # | smoke (`REARANK_KIT_SMOKE=1`) | CPU, 2 cores | 1-3 minutes (1 step) |
-# | full | CPU, 2 cores | 15-60 minutes (30 steps, 20 s to 2 min each depending on the machine's load) |
+# | full | CPU, 2 cores | 20-40 minutes (60 steps of 20-45 s, depending on the machine's load) |
 # | `gpu-small` (guarded cell) | one 80 GB GPU | hours (400 steps) |
 # | `paper` | 8 x 80 GB GPUs | see `docs/TRAINING.md` |
 #
-# The CPU run trains the pipeline, not a good reranker: 30 steps of a 135M model will not rank
-# better than BM25. Notebook 04 reads the curves it writes.
+# The CPU run uses `cpu-firstpick`, the recipe the kit found by measured probes (`docs/TRAINING.md`,
+# "A CPU recipe"): GRPO on the *first passage* the model names. A 135M model will not rank better
+# than BM25; the question here is the paper's question at toy scale: does GRPO make *this* model
+# rank better than it did before, on queries it never saw? Notebook 04 reads the curves, notebook 05
+# the held-out comparison of the committed 60-step run.
 
 # %%
 import dataclasses
@@ -58,7 +66,14 @@ print("seed queries:", DATA, "| run folder:", RUN)
 # - **`gpu-small`**: the same model and prompt on one 80 GB GPU, with LoRA (only small low-rank
 #   adapters are trained, so a 10x learning rate) and smaller groups (`G = 8`).
 # - **`cpu-tiny`**: the bundled SmolLM2-135M with LoRA on sets of 5, the answer-only `compact`
-#   prompt, short completions and the lenient reward, so that a laptop can run every piece.
+#   prompt, short completions and the lenient reward, so that a laptop can run every piece. It runs;
+#   it does not learn to rank (its reference run's rank reward stayed negative and noisy).
+# - **`cpu-firstpick`**: the same model as a one-token bandit: the reply is prefilled up to the first
+#   identifier (`<answer>[`), the model samples one token, and the reward is the nDCG@10 gain of
+#   moving that passage to the top (the paper's `difference` reward mode, not the normalised one).
+#   On sets in random order a choice that ignores the passages then earns 0 on average wherever it
+#   points, so only reading the passages pays; the comment above `CPU_FIRSTPICK` lists each
+#   departure from the paper and the probe that motivated it.
 
 # %%
 from rearank_kit.train_presets import PRESETS, plan
@@ -74,43 +89,58 @@ for name, cfg in PRESETS.items():
 # %% [markdown]
 # **The batch arithmetic.** verl (the paper) counts *prompts*, TRL counts *completions*. The paper's
 # 128 prompts x 32 completions = 4,096 completions per generation round (TRL's
-# `generation_batch_size`), cut into optimizer steps of 256 completions (8 prompts) =
-# `per_device_train_batch_size` 4 x 8 GPUs x `gradient_accumulation_steps` 8: 16 optimizer steps per
-# round, each completion used once. A group of `G` completions must never be split across
-# generation batches, or its mean and standard deviation would be wrong: `plan()` refuses such
-# settings with the numbers that would fit.
+# `generation_batch_size`), and the `paper` preset takes **one optimizer step per round** on all of
+# them: `per_device_train_batch_size` 4 x 8 GPUs x `gradient_accumulation_steps` 128 = 4,096, each
+# completion used once, about 160 steps in all. That is the on-policy reading of the paper's Eq. 3;
+# with one step per round the PPO clip never acts (notebook 07 shows why). The other reading, verl's
+# mini-batches of 8 prompts, gives 16 steps per round and is one `--set` away (the comment above
+# `PAPER` in `train_presets.py`). A group of `G` completions must never be split across generation
+# batches, or its mean and standard deviation would be wrong: `plan()` refuses such settings with the
+# numbers that would fit, and it refuses a temperature of 0, which cannot sample a group.
 
 # %%
 from rearank_kit.errors import KitError
-from rearank_kit.train_presets import CPU_TINY, GPU_SMALL, PAPER, format_config
+from rearank_kit.train_presets import CPU_FIRSTPICK, CPU_TINY, GPU_SMALL, PAPER, format_config
 
-try:
-    plan(dataclasses.replace(CPU_TINY, num_generations=3))
-except KitError as err:
-    print("refused:", err)
+for change in ({"num_generations": 3}, {"temperature": 0.0}):
+    try:
+        plan(dataclasses.replace(CPU_TINY, **change))
+    except KitError as err:
+        print(f"{change} refused: {err}\n")
 print("\nThe paper preset, every field:\n")
 print(format_config(PAPER))
 
 # %% [markdown]
-# ## 2. Training data for the tiny preset
+# ## 2. Training data for the CPU recipe
 #
-# `cpu-tiny` trains on sets of 5 passages rendered with the `compact` prompt, so we augment the seed
-# queries again with `window=5` (notebook 01 explains the recipe). The trainer re-renders every
-# prompt from the passage texts with the preset's template, so a set made for one prompt can train
-# another.
+# `cpu-firstpick` trains on sets of 5 passages, so we augment the seed queries again with `window=5`
+# (notebook 01 explains the recipe), with three differences from the paper's sets:
+#
+# - **random initial order** (`order="random"`): the paper's sets keep BM25's order, which a 135M
+#   model cannot beat; a random order leaves room for the lexical cues a small model can learn;
+# - **a three-way query split**: training, validation (where settings are chosen) and test (queries
+#   the model never sees, evaluated at the end); the paper trains on every seed query;
+# - **a minimum room** (`min_room=0.02`): sets whose best nDCG@10 is barely above their initial one
+#   are dropped from training, where any change scores only a loss.
+#
+# The trainer re-renders every prompt from the passage texts with the preset's template, and with
+# `rotate_sets` it shows each set in all 5 rotations within one step (`[1]` first, then `[2]`
+# first, ...): a preference for a *position* then earns the same in every step, and only a
+# preference for a *passage* pays.
 
 # %%
 from rearank_kit.augment import AugmentConfig, augment, write_augmented
 from rearank_kit.data import load_benchmark
 
 CONFIG = dataclasses.replace(
-    CPU_TINY,
-    max_steps=pick(30, 1),  # optimizer steps; each is one prompt x 4 completions
-    save_steps=pick(10, 1000),  # smoke mode: no intermediate checkpoint
-    max_completion_length=pick(64, 32),
+    CPU_FIRSTPICK,
+    max_steps=pick(60, 2),  # optimizer steps; each is 2 sets x 5 rotations x 8 one-token completions
+    per_device_train_batch_size=pick(80, 40),  # smoke mode: 1 set x 5 rotations x 8 a step
+    save_steps=pick(20, 1000),  # smoke mode: no intermediate checkpoint
     torch_threads=pick(None, 1),  # smoke mode runs in CI on busy shared cores: one thread is faster there
 )
-aug_config = AugmentConfig(samples_per_query=pick(20, 4), window=CONFIG.window, template=CONFIG.template, seed=0)
+aug_config = AugmentConfig(samples_per_query=pick(50, 12), window=CONFIG.window, template=CONFIG.template, seed=0,
+                           order="random", min_room=0.02, validation_fraction=0.19, test_fraction=0.19)
 seed_bench = load_benchmark(DATA, top_k=aug_config.pool).head(pick(None, 6))
 SETS = write_augmented(augment(seed_bench, aug_config), RUN / "sets-w5", overwrite=True,
                        bench=seed_bench, config=aug_config)
@@ -174,7 +204,46 @@ completions[["step", "set_id", "completion", "reward", "advantage"]
             + [c for c in completions.columns if c.startswith("r/")]].head(8)
 
 # %% [markdown]
-# ## 5. On GPUs
+# ## 5. Did it learn? The adapter against its base model on held-out queries
+#
+# A training curve is measured on the sets being trained on, at temperature 1; it cannot tell
+# learning from noise. The question is whether the trained model ranks the *test* queries' sets
+# better than the same model before training. `evaluate_sets` reranks each test set greedily with
+# the prompt the run was trained with (it reads the template and parsing mode from the run folder)
+# and scores it with the training reward; `against=` pairs the two evaluations set by set and gives
+# a 95% interval that resamples *queries*. Both are judged on their first pick, as trained
+# (`max_new_tokens=1`: the other passages stay in their given order). Two numbers matter:
+#
+# - `comparison.ndcg10_reranked`: trained minus base, nDCG@10 of their orders;
+# - `vs_initial_order`: the trained order minus the order it was given. A model that copies its
+#   input scores 0 here; "beats the base model" alone is not learning.
+#
+# In smoke mode (2 steps, a handful of sets) the intervals are wide and straddle 0: that is the
+# honest answer. The committed 60-step run's comparison is in notebook 05.
+
+# %%
+from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
+from rearank_kit.stats import format_interval
+
+EVAL = SetEvalConfig(split="test", per_query=pick(10, 2), max_new_tokens=1, ids_only=True, resamples=pick(10_000, 500))
+for folder in ("eval-base", "eval-trained"):
+    shutil.rmtree(RUN / folder, ignore_errors=True)  # a fresh run is a new model: never resume an old evaluation
+before = evaluate_sets(CONFIG.model, SETS, RUN / "eval-base", dataclasses.replace(EVAL, lenient=True),
+                       template=CONFIG.template, progress=False)
+after = evaluate_sets(OUT, SETS, RUN / "eval-trained", EVAL, against=RUN / "eval-base", progress=False)
+
+display(pd.DataFrame({
+    "base": {"rank reward": before["rank_reward"]["mean"], "nDCG@10": before["ndcg10_reranked"],
+             "vs given order": format_interval(before["vs_initial_order"]), "copied": before["copied_input_order"]},
+    "trained": {"rank reward": after["rank_reward"]["mean"], "nDCG@10": after["ndcg10_reranked"],
+                "vs given order": format_interval(after["vs_initial_order"]), "copied": after["copied_input_order"]},
+}))
+print(f"{after['sets']} test sets of {after['queries']} queries; trained minus base:")
+print("  nDCG@10     ", format_interval(after["comparison"]["ndcg10_reranked"]))
+print("  rank reward ", format_interval(after["comparison"]["rank_reward"]))
+
+# %% [markdown]
+# ## 6. On GPUs
 #
 # **One GPU (`gpu-small`).** The cell below builds window-20 sets with the `rearank` prompt and trains
 # Qwen2.5-7B-Instruct with LoRA for a few steps, from the command line in a child process: vLLM and
@@ -238,14 +307,29 @@ print("\npaper on 4 GPUs:", plan(dataclasses.replace(PAPER, num_processes=4, gra
 # %% [markdown]
 # ## Exercises
 #
-# 1. Set `temperature=0.0` in `CONFIG` and train 3 steps. What happens to `frac_reward_zero_std`, and
-#    why does GRPO then learn nothing?
+# 1. Set `temperature=0.0` in `CONFIG` and run section 3. What does the kit say? Suppose it let the
+#    run start with greedy decoding: what would every group's four completions look like, what
+#    would `frac_reward_zero_std` be, and why would GRPO learn nothing (notebook 02, section 4)?
 # 2. Make the GRPO group smaller (`num_generations=2`). Which other settings must change for
 #    `plan()` to accept it? Check your answer by running `plan()`.
 # 3. Change `reward_mode` to `"raw"` and train the same number of steps with the same seed. Compare
 #    the reward curves in notebook 04 (overlay the two runs).
 # 4. How many prompts does the `paper` preset see in total? How many times is each augmented set
 #    seen, if the paper's dataset holds about 7,000 sets?
-# 5. (Teachers) Give the verl settings of the paper (128 prompts per rollout, 32 samples, mini-batch
-#    8 prompts, 8 GPUs) and ask students to derive TRL's `generation_batch_size`,
-#    `per_device_train_batch_size` and `gradient_accumulation_steps`.
+# 5. (Teachers) Give the verl settings of the paper (128 prompts per rollout, 32 samples, 8 GPUs)
+#    and ask students to derive TRL's `generation_batch_size`, `per_device_train_batch_size` and
+#    `gradient_accumulation_steps` for one optimizer step per round, then for verl's mini-batches
+#    of 8 prompts (16 steps per round). Check both with `plan()`.
+
+# %% [markdown]
+# ## Recap
+#
+# - GRPO samples a group of completions per prompt, rewards them, and makes the above-average ones
+#   more likely; TRL runs it, `train_presets.py` maps the paper's verl settings onto TRL's.
+# - Batch sizes count completions in TRL: a round of 128 prompts x 32 completions is 4,096, one
+#   optimizer step in the `paper` preset; `plan()` checks the arithmetic before any model loads.
+# - Pre-flight checks refuse runs that would fail or learn nothing (split groups, temperature 0,
+#   prompts over the limit, a template the model was not meant for).
+# - A run folder holds `metrics.jsonl` (notebook 04 reads it), `completions.jsonl`, checkpoints and
+#   the LoRA adapter (a model for `rerank` and `evaluate-sets`).
+# - Next: notebook 04 reads the curves; notebook 07 opens up the loss TRL computed here.

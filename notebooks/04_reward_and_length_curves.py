@@ -12,7 +12,11 @@
 #   of groups with zero reward spread, the completion length and the share clipped at the limit, KL;
 # - how to read one run, overlay several, and smooth noisy curves (EMA, rolling mean);
 # - how to recognise the failure patterns (a run that learns nothing, truncated reasoning, a runaway
-#   policy, a collapsing length) and what to change, with `curves.diagnose`.
+#   policy, a collapsing length) and what to change, with `curves.diagnose`;
+# - to look below the means: every completion's reward per step, and the paper's own curves.
+#
+# **Prerequisites**: notebooks 02 (reward, advantages, zero-spread groups) and 03 (what a run
+# folder holds). Notebook 03 need not have run: the reference run is committed.
 #
 # **Runtime and hardware**
 #
@@ -23,8 +27,9 @@
 # | GPU | not needed | |
 #
 # The curves come from the reference run committed with the kit
-# (`data/runs/cpu-tiny-dl21/metrics.jsonl`: the `cpu-tiny` preset on TREC DL21 sets) and, when
-# notebook 03 has run, from the fresh run it wrote. A `metrics.jsonl` from a GPU run reads the same.
+# (`data/runs/cpu-firstpick-dl21/metrics.jsonl`: the `cpu-firstpick` recipe, 60 steps on TREC DL21
+# sets) and, when notebook 03 has run, from the fresh run it wrote. A `metrics.jsonl` from a GPU run
+# reads the same.
 
 # %%
 import matplotlib.pyplot as plt
@@ -34,8 +39,9 @@ import pandas as pd
 from rearank_kit.notebook import REPO_ROOT, describe_hardware, run_folder
 
 RUN = run_folder("04_reward_and_length_curves")  # the only folder this notebook writes to
-REFERENCE = REPO_ROOT / "data" / "runs" / "cpu-tiny-dl21"
+REFERENCE = REPO_ROOT / "data" / "runs" / "cpu-firstpick-dl21"
 FRESH = RUN.parent / "03_grpo_training" / "grpo"  # notebook 03's run folder (read only)
+SMOOTH = 0.6  # EMA weight used for every smoothed curve below (section 4 explains it)
 print(describe_hardware())
 print("run folder:", RUN)
 
@@ -48,14 +54,14 @@ print("run folder:", RUN)
 # %%
 from rearank_kit.curves import load_curves, reward_components
 
-runs = {"reference (cpu-tiny, dl21)": load_curves(REFERENCE / "metrics.jsonl")}
+runs = {"reference (cpu-firstpick, dl21)": load_curves(REFERENCE / "metrics.jsonl")}
 if (FRESH / "metrics.jsonl").is_file():
     runs["fresh (notebook 03)"] = load_curves(FRESH)
 else:
     print("notebook 03 has not written a run yet: showing the reference run only")
 for name, df in runs.items():
     print(f"{name}: {len(df)} logged steps, reward components {reward_components(df)}")
-ref = runs["reference (cpu-tiny, dl21)"]
+ref = runs["reference (cpu-firstpick, dl21)"]
 MAIN = ["reward", "reward_std", *[f"rewards/{fn}/mean" for fn in reward_components(ref)], "frac_reward_zero_std",
         "completions/mean_length", "completions/clipped_ratio", "kl", "loss", "step_time"]
 ref[[c for c in MAIN if c in ref.columns]].head()
@@ -81,52 +87,119 @@ print((REFERENCE / "README.md").read_text(encoding="utf-8") if (REFERENCE / "REA
 # | `kl` | distance from the starting model (only with `beta > 0`) | small, slowly rising |
 #
 # The reward panel draws the mean with a band of plus or minus `reward_std`, and each component.
-# The `cpu-tiny` preset trains with `beta = 0` (no reference model, to save memory), so it logs no KL
-# and that panel stays empty; the GPU presets use the paper's `beta = 0.01`.
+# A run trained with `beta = 0` (the `cpu-tiny` preset: no reference model, to save memory) computes
+# no KL, so its KL panel is left out below rather than drawn empty; the GPU presets use the
+# paper's `beta = 0.01` and get one. The paper's own curves exist only as figures: the dotted
+# purple lines are what it reports for a 7B model (`paper.reference_lines`), a scale to read ours
+# against, not a target for a 135M model.
 
 # %%
-from rearank_kit.curves import plot_kl, plot_length, plot_reward, plot_zero_std
+import json
 
-fig, axes = plt.subplots(2, 2, figsize=(13, 8))
-plot_reward(ref, ax=axes[0, 0])
-plot_length(ref, ax=axes[0, 1])
-plot_zero_std(ref, ax=axes[1, 0])
-plot_kl(ref, ax=axes[1, 1])
+from rearank_kit.curves import add_reference_lines, plot_kl, plot_length, plot_reward, plot_zero_std
+from rearank_kit.paper import reference_lines
+
+ref_config = json.loads((REFERENCE / "manifest.json").read_text(encoding="utf-8")).get("config", {})
+BETA, MODE = ref_config.get("beta", 0.0), ref_config.get("reward_mode", "normalized")
+PAPER_LINES = reference_lines(MODE)
+panels = [plot_reward, plot_length, plot_zero_std] + ([plot_kl] if BETA or "kl" in ref.columns else [])
+fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4))
+for ax, draw in zip(axes, panels, strict=True):
+    draw(ref, ax=ax)
+add_reference_lines(axes[0], PAPER_LINES.get("reward", []))
+add_reference_lines(axes[1], PAPER_LINES.get("completions/mean_length", []))
 fig.tight_layout()
+print(f"beta = {BETA}: " + ("no KL logged, no KL panel" if len(panels) == 3 else "KL panel drawn"))
 
 # %% [markdown]
-# ## 3. Smoothing
+# ## 3. Learning or noise? The curve against a no-learning band
 #
-# With one prompt per step (the tiny preset) the reward jumps from step to step: each step sees a
-# different set, some easy, some hard. Smooth before judging a trend, but keep the raw line in view.
-# The exponential moving average is TensorBoard's (`weight` 0.6 = a memory of a few steps); the
+# A reward curve that wiggles upwards proves little: each step sees different sets, and eight sets
+# a step give a noisy mean. To tell learning from noise, ask what the curve would look like if
+# *nothing* were learned. For the reference run this question has an exact answer: its policy picks
+# one passage (a one-token reply), so for every step we can take the untrained model's
+# probabilities of each first pick on that step's very sets, sample the same number of picks
+# thousands of times, and see where a step's mean rank reward falls without learning
+# (`first_pick.no_learning_band`, committed beside the run as `no_learning_band.jsonl`). The grey
+# band holds 90% of such steps; the grey line is their expectation.
+#
+# Read it like this: a run that learned sits *above* the band more and more often as it goes, not
+# once. The last quarter's mean against the first quarter's is the summary the kit reports; the
+# held-out comparison (notebook 05) is the proof, since these are training sets.
+
+# %%
+from rearank_kit.curves import add_no_learning_band, ema, quarter_means
+from rearank_kit.files import iter_jsonl
+
+RANK = "rewards/rank_reward/mean"
+band = list(iter_jsonl(REFERENCE / "no_learning_band.jsonl"))
+fig, ax = plt.subplots(figsize=(10, 4))
+add_no_learning_band(ax, band)
+ax.plot(ref.index, ref[RANK], color="tab:blue", alpha=0.35, linewidth=0.8, label="trained run, per step")
+ax.plot(ref.index, ema(ref[RANK], weight=0.9).values, color="tab:blue", label="trained run, EMA 0.9")
+ax.axhline(0, color="black", linewidth=0.5)
+ax.set(xlabel="step", ylabel="rank reward (nDCG@10 gain)", title="reference run against the untrained model")
+ax.legend(fontsize="x-small")
+above = np.mean([r > b["q95"] for r, b in zip(ref[RANK], band, strict=False)])
+first, last = quarter_means(ref[RANK])
+base_first, base_last = quarter_means(pd.Series([b["expected"] for b in band]))
+print(f"steps above the band: {above:.0%} (5% expected without learning)")
+print(f"rank reward, first quarter {first:+.4f}, last quarter {last:+.4f} "
+      f"(untrained on the same sets: {base_first:+.4f}, {base_last:+.4f})")
+
+# %% [markdown]
+# ## 4. Smoothing
+#
+# With a few prompts per step (eight in the CPU recipe, one in `cpu-tiny`) the reward jumps from
+# step to step: each step sees different sets, some easy, some hard. Smooth before judging a trend, but keep the raw line in view.
+# The exponential moving average is TensorBoard's (`SMOOTH` = 0.6, a memory of a few steps); the
 # rolling mean averages the last `window` steps.
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(16, 4), sharey=True)
 plot_reward(ref, ax=axes[0], components=False)
-plot_reward(ref, ax=axes[1], components=False, smooth=0.8)
+plot_reward(ref, ax=axes[1], components=False, smooth=SMOOTH)
 plot_reward(ref, ax=axes[2], components=False, window=5)
-for ax, title in zip(axes, ["raw", "EMA, weight 0.8", "rolling mean of 5 steps"], strict=True):
+for ax, title in zip(axes, ["raw", f"EMA, weight {SMOOTH}", "rolling mean of 5 steps"], strict=True):
     ax.set_title(title)
 fig.tight_layout()
 
 # %% [markdown]
-# ## 4. All panels, several runs
+# ## 5. All panels, several runs
 #
 # `plot_dashboard` draws the six panels with one colour per run: overlay a fresh run on the reference,
 # or the runs of an ablation (e.g. the three reward modes of notebook 02). Then save it, with a
 # manifest beside the PNG saying which runs and which smoothing made it.
 
 # %%
-from rearank_kit.curves import plot_dashboard, save_figure
+from rearank_kit.curves import PANELS, plot_dashboard, save_figure
 
-dashboard = plot_dashboard(runs, smooth=0.6)
+logs_kl = any("kl" in df.columns and df["kl"].notna().any() for df in runs.values())
+dashboard = plot_dashboard(runs, smooth=SMOOTH, reference_lines=PAPER_LINES,
+                           panels=None if logs_kl else [p for p in PANELS if p != "kl"])
 save_figure(dashboard, RUN / "dashboard.png", {"runs": {name: df.attrs.get("source") for name, df in runs.items()},
-                                              "smooth": 0.6})
+                                              "smooth": SMOOTH})
 
 # %% [markdown]
-# ## 5. Failure patterns
+# ### Below the mean: every completion
+#
+# `reward` and `reward_std` are averages. `completions.jsonl` keeps every completion's reward, so
+# each step's groups can be seen whole: a dot per completion, a bar per group's range. A step whose
+# groups are single points (red cross) has zero spread: every completion got the same reward, every
+# advantage is 0, and the step changed nothing. (The reference run keeps a sample of 13 completions;
+# a fresh run from notebook 03 keeps all of them.)
+
+# %%
+from rearank_kit.plots import plot_reward_spread, reward_spread
+
+COMPLETIONS = FRESH / "completions.jsonl" if (FRESH / "completions.jsonl").is_file() \
+    else REFERENCE / "completions_sample.jsonl"
+spread_ax = plot_reward_spread(COMPLETIONS)
+spread = reward_spread(COMPLETIONS)
+print(f"{COMPLETIONS.name}: {len(spread)} groups, {int((spread['max'] - spread['min'] < 1e-9).sum())} with zero spread")
+
+# %% [markdown]
+# ## 6. Failure patterns
 #
 # Four ways a GRPO run goes wrong, as made-up curves (30 steps) so that each pattern is plain:
 #
@@ -173,7 +246,7 @@ for name, df in patterns.items():
         print("  -", finding)
 
 # %% [markdown]
-# ## 6. Diagnose the real runs
+# ## 7. Diagnose the real runs
 #
 # The same checks on the reference run and, if present, the fresh one. A run of a few steps is too
 # short to judge, and `diagnose` says so. Do not expect the tiny preset to pass: it trains a 135M
@@ -190,9 +263,9 @@ for name, df in runs.items():
 # %% [markdown]
 # ## Exercises
 #
-# 1. Change the smoothing weight in section 3 from 0.8 to 0.95. What trend appears that is not in the
+# 1. Change `SMOOTH` from 0.6 to 0.95. What trend appears that is not in the
 #    raw data? When does smoothing mislead?
-# 2. Make the "healthy" curves of section 5 fail `diagnose` with as small a change as you can. Which
+# 2. Make the "healthy" curves of section 6 fail `diagnose` with as small a change as you can. Which
 #    threshold of `diagnose` did you cross?
 # 3. Train the tiny preset twice in notebook 03, with `reward_mode="normalized"` and `"raw"`, and
 #    overlay the two runs here. Which curves differ, and why (notebook 02, section 4)?
@@ -202,3 +275,16 @@ for name, df in runs.items():
 #    the same reward.
 # 5. (Teachers) Show students only the dashboard of a run and ask them to predict what its
 #    completions look like.
+
+# %% [markdown]
+# ## Recap
+#
+# - GRPO's loss says nothing about progress; read the reward (mean, spread, components), the share
+#   of zero-spread groups, the completion length and clipped share, and the KL when `beta > 0`.
+# - Smooth noisy curves (EMA, rolling mean) but keep the raw line: smoothing can invent trends.
+# - `completions.jsonl` shows what the means hide: a group whose completions all earn the same
+#   reward teaches nothing.
+# - `diagnose` names the failure patterns: no spread, truncated reasoning, a runaway KL, a
+#   collapsing or drifting length, a reward stuck at the format floor.
+# - The paper's curves are 7B-scale reference lines, not targets for a CPU run.
+# - Next: notebook 05 evaluates rerankers on TREC DL.

@@ -14,20 +14,28 @@
 #   the parser's repairs;
 # - to check the reasoning against the ranking (claims vs ranks) and against the judgments;
 # - to compare two runs on the same windows (before/after), and read one trace with the judged grade
-#   of each passage beside it.
+#   of each passage beside it;
+# - a trace lab: every trace with its query and passage text, filters, search, and how often the
+#   reasoning's claims agree with the judges; a shareable HTML page of a run (`rearank-kit report`).
+#
+# **Prerequisites**: notebook 00 (prompt, reply, parsing, nDCG@10); notebook 05 helps (rerank runs
+# and their folders).
 #
 # **Runtime and hardware**
 #
 # | mode | hardware | time |
 # | --- | --- | --- |
 # | smoke (`REARANK_KIT_SMOKE=1`) | CPU, 2 cores | 1-3 minutes (2 queries, windows of 5, 32 tokens) |
-# | full | CPU, 2 cores | 15-30 minutes (10 sample queries, top 20, 256 tokens) |
+# | full | CPU, 2 cores | 2-5 minutes (10 DL19 queries, top 20, windows of 5, 32 tokens) |
 # | full | one GPU with 40 GB or more | 20-40 minutes (Qwen2.5-7B-Instruct vs Rearank-7B on 10 DL19 queries) |
 #
-# On a CPU the two runs compared are the bundled model with the answer-only `compact` prompt and with
-# the paper's reasoning prompt `rearank`: the 135M model's "reasoning" is mostly noise, which the
-# measures below make visible. With a GPU they are the real before/after: the base model
-# Qwen2.5-7B-Instruct and the trained Rearank-7B, both with the `rearank` prompt.
+# Both settings compare one model before and after GRPO. On a CPU: the bundled SmolLM2-135M and
+# the same model with the kit's committed reference run (`data/runs/cpu-firstpick-dl21`, a LoRA
+# adapter trained by the `cpu-firstpick` recipe), both with its answer-only `compact-short` prompt
+# on windows of 5. Their traces hold answers, not reasoning: the sections on reasoning below read a
+# hand-written illustration, and exercise 1 adds the bundled model with the reasoning prompt. With
+# a GPU: the base model Qwen2.5-7B-Instruct and the trained Rearank-7B, both with the `rearank`
+# prompt.
 
 # %%
 import dataclasses
@@ -36,7 +44,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, display
 
-from rearank_kit.notebook import benchmark_or_sample, describe_hardware, has_cuda, pick, run_folder, smoke
+from rearank_kit.notebook import REPO_ROOT, benchmark_or_sample, describe_hardware, has_cuda, pick, run_folder, smoke
 
 RUN = run_folder("06_reasoning_traces")  # the only folder this notebook writes to
 GPU = has_cuda() and not smoke()
@@ -54,16 +62,17 @@ from rearank_kit.backends import load_backend
 from rearank_kit.data import load_benchmark
 from rearank_kit.rerank import RerankConfig, rerank
 
-DATA = benchmark_or_sample("dl19") if GPU else "sample"
+DATA = benchmark_or_sample("dl19")
+REFERENCE = REPO_ROOT / "data" / "runs" / "cpu-firstpick-dl21"  # a run folder is a model: base + adapter
 SYSTEMS = {  # label -> (model, template)
     "base": ("Qwen/Qwen2.5-7B-Instruct", "rearank"),
     "trained": ("le723z/Rearank-7B", "rearank"),
 } if GPU else {
-    "compact": ("smollm2-135m", "compact"),
-    "rearank": ("smollm2-135m", "rearank"),
+    "base": ("smollm2-135m", "compact-short"),
+    "trained": (str(REFERENCE), "compact-short"),
 }
-BASE = RerankConfig(top_k=pick(20, 5), window=pick(20, 5), step=pick(10, 5),
-                    max_new_tokens=pick(None if GPU else 256, 32))
+BASE = RerankConfig(top_k=pick(20, 5), window=20 if GPU else 5, step=10 if GPU else 4,
+                    max_new_tokens=pick(None if GPU else 32, 32))
 bench = load_benchmark(DATA, top_k=BASE.top_k).head(pick(10, 2))
 folders = {}
 for model in dict.fromkeys(m for m, _ in SYSTEMS.values()):  # load each model once
@@ -172,9 +181,21 @@ pd.concat({label: judged_summary(t, bench.qrels) for label, t in traces.items()}
 # window's order against the judgments (`ndcg`), next to the nDCG@10 of the order as shown
 # (`ndcg_shown`). `same_docids` says whether both runs saw the same passages in the window: after the
 # first window of a query the two runs' lists differ.
+#
+# **Which nDCG?** `ndcg` here is `traces.window_ndcg`, divided by the best order of *the window's
+# own* passages: 1.0 means the model ordered what it was shown perfectly, a judgment of the ranking
+# step alone. The `S` of notebooks 01 and 02 (the reward's nDCG) divides by the ideal of *all* the
+# query's judgments instead, so a window missing the best passages cannot reach 1;
+# `window_ndcg(..., ideal="query")` computes that one. The two differ whenever the first stage
+# left relevant passages out of the window:
 
 # %%
-from rearank_kit.traces import compare_runs, comparison_summary
+from rearank_kit.traces import compare_runs, comparison_summary, window_ndcg
+
+first = traces[B].iloc[0]
+grades = bench.qrels.get(first["qid"], {})
+print(f"first window of {first['qid']}: window_ndcg {window_ndcg(first['docids'], first['order'], grades):.3f} "
+      f"(window's ideal) vs {window_ndcg(first['docids'], first['order'], grades, ideal='query'):.3f} (query's ideal)")
 
 cmp = compare_runs(traces[A], traces[B], bench.qrels, labels=(A, B))
 display(comparison_summary(cmp).round(3))
@@ -204,16 +225,115 @@ for path in sorted((RUN.parent / "05_benchmark_evaluation").glob("*/traces.jsonl
     display(format_stats(path).round(3).to_frame().T)
 
 # %% [markdown]
+# ## 8. A trace lab: the text, filters and search
+#
+# Traces hold docids only: MS MARCO's licence forbids redistributing its text, and run folders get
+# shared. `trace_lab.lab_table` joins the query and passage text from the benchmark *at display
+# time* (nothing is written), and adds what a learner filters on: the window's `outcome` (did the
+# model's order beat the order it was shown, by window nDCG@10?), the kinds of claim the reasoning
+# makes, its length. `trace_browser` puts the filters and a search box on top (ipywidgets: it
+# needs a running kernel; in a static view of the notebook the calls below it show the same).
+
+# %%
+from rearank_kit.trace_lab import filter_traces, lab_summary, lab_table, render_with_text, trace_browser
+
+lab = lab_table(folders[B], bench)
+display(lab_summary(lab))
+trace_browser(lab, bench)
+
+# %% [markdown]
+# The browser's filters are plain function arguments too: here the windows the model made worse,
+# then a search through the replies, queries and passages.
+
+# %%
+worse = filter_traces(lab, outcome="worse")
+print(f"{len(worse)} of {len(lab)} windows made worse; search 'planet': "
+      f"{len(filter_traces(lab, search='planet'))} matches")
+HTML(render_with_text((worse if len(worse) else lab).iloc[0], bench.qrels))
+
+# %% [markdown]
+# ## 9. Do the claims agree with the judges?
+#
+# `claim_agreement` counts what the reasoning called each passage against its judged grade, and
+# gives the share of judged passages of each claim that the judges call relevant (grade >= 1) and
+# highly relevant (>= 2). A reasoner whose claims are both sincere and right calls grade-3 passages
+# relevant and grade-0 ones irrelevant. The hand-written illustration of section 4 first, then the
+# runs (the bundled model's reasoning rarely makes claims):
+
+# %%
+from rearank_kit.trace_lab import claim_agreement
+
+display(claim_agreement(load_traces([illustration]), sample.qrels))
+for label, t in traces.items():
+    print(f"== {label}")
+    display(claim_agreement(t, bench.qrels))
+
+# %% [markdown]
+# The claims come from a keyword classifier (`rearank_kit/claims.py`), so the table is only as good
+# as it. Its precision and recall were measured on 120 hand-labelled sentences written in the style
+# of Rearank-7B's reasoning (`tests/fixtures/claims.md`): 80 that the rules were written on (`dev`)
+# and 40 held out. Read the held-out rows as the honest estimate.
+
+# %%
+from rearank_kit.claims import evaluate_claims, load_claims_fixture
+
+labelled = load_claims_fixture()
+pd.concat({split: evaluate_claims([r for r in labelled if r["split"] == split]).round(3)
+           for split in ("dev", "heldout")})
+
+# %% [markdown]
+# ## 10. Longer reasoning, better ranking?
+#
+# The paper found no clear relation between reasoning length and nDCG@10 (BRIGHT biology). Each dot
+# is one model call of run `B`: its reasoning length against the nDCG@10 of its window.
+
+# %%
+from rearank_kit.plots import plot_length_vs_quality
+
+length_ax = plot_length_vs_quality(lab["think_words"], lab["ndcg"])
+
+# %% [markdown]
+# ## 11. A page to share: `rearank-kit report`
+#
+# The same lab without a kernel: one self-contained HTML page per run, with the metrics, the
+# per-query table, every trace with its passages, and filters and search in plain JavaScript
+# (`rearank-kit report RUN_DIR`). The text is joined when the page is written, and the page says
+# so; `--no-text` writes docids only, for pages shared beyond what the collection's licence allows.
+
+# %%
+from rearank_kit.run_report import write_report
+
+page = write_report(folders[B], RUN / f"{B}-report.html")
+print(f"wrote {page} ({page.stat().st_size / 1024:.0f} KB); open it in a browser, or from a shell:")
+print(f"  .venv/bin/rearank-kit report {folders[B]} --out {page}")
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. In the table of section 2, find a reply the parser had to repair. Read it with `render_trace`:
+# 1. In the table of section 2, find a reply the parser had to repair (or, if none, one whose first
+#    passage differs between the two runs). Read it with `render_trace`:
 #    what went wrong, and would the strict reward of notebook 02 have scored its ranking?
 # 2. Edit the hand-written trace of section 4 so that the reasoning contradicts the answer (calls [5]
 #    irrelevant but ranks it first). How does `claims_summary` show it?
-# 3. With the `rearank` prompt, is the share of passages mentioned related to the window's nDCG@10?
+# 3. With the `rearank` prompt (exercise 4 adds such a run), is the share of passages mentioned related to the window's nDCG@10?
 #    Plot `mention_frac` against `ndcg` from `compare_runs`.
-# 4. Compare a trained LoRA adapter from notebook 03 with the base model: load it with
-#    `peft.PeftModel.from_pretrained(model, adapter_folder)` on the bundled model, wrap it with
-#    `HFBackend.from_model(model, tokenizer)` and rerank the same queries into a third folder.
-# 5. (Teachers) Print three traces without the grades, ask students to judge the passages from the
+# 4. Add a third run, `"base, reasoning": ("smollm2-135m", "rearank")`, to `SYSTEMS` (on a CPU, with
+#    `max_new_tokens=256`) and read its traces in sections 3-4 and 9: how often does the 135M
+#    model's "reasoning" make a claim, and do its claims agree with the judges? Then swap in notebook
+#    03's own run folder (`run_folder("03_grpo_training") / "grpo"`) as `"trained"`.
+# 5. Write three sentences the claim classifier misreads (`claims.classify_claims(text, 20)`), in the
+#    style of section 4's illustration. Which rule of `claims.py` fails on each?
+# 6. (Teachers) Print three traces without the grades, ask students to judge the passages from the
 #    reasoning alone, then reveal the judged grades.
+
+# %% [markdown]
+# ## Recap
+#
+# - Every model call of a rerank run leaves a trace: the window, the reply, the parsed order; the
+#   kit derives reasoning length, mentions, format, repairs and claims from it.
+# - Claims against ranks ask whether the model does what it says; claims against grades whether
+#   what it says is right. The claim classifier is a heuristic with measured precision and recall.
+# - Window nDCG is normalised by the window's own best order; the reward's `S` by the query's ideal.
+# - Text is joined from the benchmark at display time, never stored in traces: the lab, the
+#   browser and `rearank-kit report` all work that way.
+# - Next: notebook 07 opens up GRPO itself; notebook 08 probes whether the reasoning is faithful.

@@ -85,7 +85,7 @@ class AugmentConfig:
         if self.window < 2:
             raise KitError(f"--window must be at least 2 (a set of one passage has nothing to rank), got {self.window}")
         if self.pool < self.window:
-            raise KitError(f"--pool ({self.pool}) must be at least --window ({self.window})")
+            raise KitError(f"--top-k ({self.pool}) must be at least --window ({self.window})")
         if self.seed < 0:
             raise KitError(f"--seed must be a non-negative integer, got {self.seed}")
         if self.filter not in FILTERS:
@@ -314,7 +314,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise KitError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise KitError(f"{out}: folder is not empty; choose another --out or pass --overwrite")
+        raise KitError(f"{out}: exists and is not an empty folder; choose another --out or pass --overwrite")
 
 
 def _dataset_dict(rows: list[dict]):
@@ -376,6 +376,13 @@ def run_augment(data: str | os.PathLike, out: str | os.PathLike, config: Augment
     result = augment(bench, config, progress=progress)
     write_augmented(result, out, overwrite=overwrite, bench=bench, config=config)
     return result
+
+
+def rotated(row: dict, k: int) -> dict:
+    """Set ``row`` with its passages rotated left by ``k`` (passage k+1 shown first); ``set_id`` gets
+    ``-r<k>``. ``TrainConfig.rotate_sets`` trains on every rotation of each set."""
+    return {**row, "set_id": f"{row['set_id']}-r{k}",
+            **{key: row[key][k:] + row[key][:k] for key in ("docids", "texts", "grades")}}
 
 
 def load_sets(folder: str | os.PathLike):

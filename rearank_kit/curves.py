@@ -289,32 +289,44 @@ PANELS = {  # panel -> (column, title, y label); "components" draws every reward
 }
 
 
-def plot_dashboard(runs, *, smooth: float = 0.0, window: int | None = None, show_raw: bool = True, ncols: int = 3):
+def plot_dashboard(runs, *, smooth: float = 0.0, window: int | None = None, show_raw: bool = True, ncols: int = 3,
+                   reference_lines: Mapping[str, list] | None = None, panels: Iterable[str] | None = None):
     """A grid of panels (reward, components, length, clipped ratio, KL, zero-spread groups) with
     one colour per run; ``runs`` is a DataFrame or ``{name: DataFrame}`` (e.g. reward ablations).
 
     Each panel gets one line per run (and per component in the components panel); with smoothing
-    and ``show_raw`` a faint raw line is drawn under each smoothed one.
+    and ``show_raw`` a faint raw line is drawn under each smoothed one; a panel no run logs says
+    so. ``panels``: which of ``PANELS`` to draw (e.g. without "kl" for runs with ``beta = 0``, which
+    compute no KL). ``reference_lines``: ``paper.reference_lines(mode)``, drawn on the panels of
+    their metrics (``add_reference_lines``).
     """
     import matplotlib.pyplot as plt
 
     runs = {"run": runs} if isinstance(runs, pd.DataFrame) else dict(runs)
-    nrows = math.ceil(len(PANELS) / ncols)
+    wanted = list(PANELS) if panels is None else list(panels)
+    unknown = [p for p in wanted if p not in PANELS]
+    if unknown:
+        raise ValueError(f"unknown panel(s) {unknown}; choose from {list(PANELS)}")
+    panels = {k: v for k, v in PANELS.items() if k in wanted}
+    nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False)
-    ax = dict(zip(PANELS, axes.flat, strict=False))
-    for extra in list(axes.flat)[len(PANELS) :]:
+    ax = dict(zip(panels, axes.flat, strict=False))
+    for extra in list(axes.flat)[len(panels) :]:
         extra.remove()
     colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     opts = dict(smooth=smooth, window=window, show_raw=show_raw)
-    drawn = dict.fromkeys(PANELS, False)
+    drawn = dict.fromkeys(panels, False)
     for i, (name, df) in enumerate(runs.items()):
         c = colors[i % len(colors)]
         drawn["components"] |= bool(_plot_components(ax["components"], df, prefix=f"{name}: ", color=c, **opts))
-        for panel, (col, _, _) in PANELS.items():
+        for panel, (col, _, _) in panels.items():
             if col:
                 drawn[panel] |= _line(ax[panel], df, col, label=name, color=c, **opts) is not None
         _band(ax["reward"], df, c, smooth, window, alpha=0.12)
-    for panel, (_, title, ylabel) in PANELS.items():
+    for panel, (col, _, _) in panels.items():
+        if col and reference_lines and reference_lines.get(col):
+            add_reference_lines(ax[panel], reference_lines[col])
+    for panel, (_, title, ylabel) in panels.items():
         ax[panel].set(title=title, xlabel="step", ylabel=ylabel)
         if not drawn[panel]:
             _empty(ax[panel], title.lower())
@@ -328,10 +340,30 @@ def plot_dashboard(runs, *, smooth: float = 0.0, window: int | None = None, show
     return fig
 
 
+def add_reference_lines(ax, lines) -> None:
+    """Draw ``paper.ReferenceLine``s on an axes: a dotted horizontal line at a level, a vertical one
+    at a step, each labelled (in the legend) with what the paper's figure shows."""
+    for line in lines:
+        draw = ax.axhline if line.axis == "y" else ax.axvline
+        draw(line.at, color="tab:purple", linestyle=":", linewidth=1.2, label=line.label)
+    if lines:
+        ax.legend(fontsize="x-small")
+
+
+def add_no_learning_band(ax, band, *, label: str = "untrained model") -> None:
+    """Shade what the per-step mean rank reward looks like without learning
+    (``first_pick.no_learning_band``: its 5-95% range per step, and its expectation as a line)."""
+    steps = [b["step"] for b in band]
+    ax.fill_between(steps, [b["q05"] for b in band], [b["q95"] for b in band], color="grey", alpha=0.25,
+                    label=f"{label}: 90% of steps")  # fmt: skip
+    ax.plot(steps, [b["expected"] for b in band], color="grey", linewidth=1, label=f"{label}: expected")
+    ax.legend(fontsize="x-small")
+
+
 # --- diagnosis ----------------------------------------------------------------------------------
 
 
-def _ends(series: pd.Series, frac: float = 0.25) -> tuple[float, float]:
+def quarter_means(series: pd.Series, frac: float = 0.25) -> tuple[float, float]:
     """Mean of the first and of the last ``frac`` of the logged (non-NaN) values."""
     s = series.dropna().astype(float)
     k = max(1, int(len(s) * frac))
@@ -378,17 +410,17 @@ def diagnose(
         )
     elif not _has(df, "frac_reward_zero_std") and _has(df, "reward_std") and df["reward_std"].abs().max() < 1e-6:
         out.append("reward_std is 0 at every step: no group has reward spread (zero spread), so nothing is learned.")
-    if _has(df, "completions/clipped_ratio") and (clip := _ends(df["completions/clipped_ratio"])[1]) > clipped_max:
+    if _has(df, "completions/clipped_ratio") and (clip := quarter_means(df["completions/clipped_ratio"])[1]) > clipped_max:
         out.append(
             f"{clip:.0%} of completions hit the length limit late in training (completions/clipped_ratio): the "
             "reasoning is truncated before the <answer>. Raise max_completion_length or shorten the window."
         )
     if _has(df, "reward") and df["reward"].notna().sum() >= min_steps:
         smoothed = ema(df["reward"].astype(float), 0.6).dropna()
-        spread, late = float(smoothed.max() - smoothed.min()), _ends(df["reward"])[1]
+        spread, late = float(smoothed.max() - smoothed.min()), quarter_means(df["reward"])[1]
         at_floor = format_floor is not None and late <= format_floor + floor_margin
         fmt = [fn for fn in reward_components(df) if "format" in fn.lower()]
-        no_format = bool(fmt) and all(_ends(df[f"rewards/{fn}/mean"])[1] <= format_zero_max for fn in fmt)
+        no_format = bool(fmt) and all(quarter_means(df[f"rewards/{fn}/mean"])[1] <= format_zero_max for fn in fmt)
         if spread < flat_tol or at_floor:
             msg = (f"The reward is flat at about {late:.3f} (smoothed range {spread:.3f} over {n} steps)."
                    if spread < flat_tol else f"The reward ends at {late:.3f}.")  # fmt: skip
@@ -399,13 +431,13 @@ def diagnose(
                 msg += (f" The format rewards ({', '.join(fmt)}) stay near 0: replies are not in the "
                         "<think>/<answer> form; check the template, the prefill and the parser.")  # fmt: skip
             out.append(msg)
-    if _has(df, "kl") and (kl := _ends(df["kl"])[1]) > kl_max:
+    if _has(df, "kl") and (kl := quarter_means(df["kl"])[1]) > kl_max:
         out.append(
             f"KL to the reference is {kl:.3g} late in training (> {kl_max}): the policy is running away; "
             "lower the learning rate or raise beta."
         )
     if _has(df, "completions/mean_length") and df["completions/mean_length"].notna().sum() >= min_steps:
-        start, end = _ends(df["completions/mean_length"])
+        start, end = quarter_means(df["completions/mean_length"])
         if 0 < start and end < start / length_change:
             out.append(f"Completion length collapsed from ~{start:.0f} to ~{end:.0f} tokens: the model may be "
                        "dropping its reasoning (look for an empty <think> in the traces).")  # fmt: skip

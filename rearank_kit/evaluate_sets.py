@@ -30,6 +30,7 @@ interrupted run resumes with the same command; a folder made with other settings
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,9 +65,12 @@ class SetEvalConfig:
     reward_mode: str = "normalized"
     seed: int = 0  # for the bootstrap (decoding is greedy)
     resamples: int = 10_000  # bootstrap resamples
+    # Keep only the ranking syntax of each reply in sets.jsonl ("<answer>[3] > [1]..."): a small
+    # model's free text often copies passage text, which must not reach a committed file.
+    ids_only: bool = False
 
     # Settings that cannot change a set's result: a run may resume with other values.
-    EXECUTION_ONLY = ("batch_size", "resamples")
+    EXECUTION_ONLY = ("batch_size", "resamples", "ids_only")
 
     def split_name(self) -> str:
         return SPLIT_ALIASES.get(self.split, self.split)
@@ -107,6 +111,16 @@ def check_window(rows: list[dict], window: int | None, sets_path: Path, record: 
 
 
 # --- one set ------------------------------------------------------------------------------------
+
+_RANKING_PREFIX = re.compile(r"\s*(<answer>)?\s*(\[\s*\d+\s*\](\s*>\s*\[\s*\d+\s*\])*)?\s*(</answer>)?")
+
+
+def ids_only(completion: str) -> str:
+    """The reply's leading ranking syntax (``<answer>[3] > [1] ...</answer>``), the rest counted, not kept."""
+    kept = _RANKING_PREFIX.match(completion).group(0).rstrip()
+    dropped = len(completion) - len(kept)
+    return kept + (f" [+{dropped} characters of free text not kept]" if dropped else "")
+
 
 
 def score_set(row: dict, completion: str, lenient: bool, mode: str = "normalized") -> dict:
@@ -152,11 +166,12 @@ def summarize(records: list[dict], resamples: int = 10_000, seed: int = 0) -> di
     }  # fmt: skip
 
 
-def compare_runs(records: list[dict], other: list[dict], other_path: Path, resamples: int = 10_000,
+def compare_runs(records: list[dict], other: list[dict], other_path: str | Path, resamples: int = 10_000,
                  seed: int = 0) -> dict:
     """This evaluation minus another of the same sets, paired by set_id, with query-level intervals."""
     from rearank_kit.stats import compare_paired
 
+    other_path = Path(other_path)
     theirs = {r["set_id"]: r for r in other}
     missing = [r["set_id"] for r in records if r["set_id"] not in theirs]
     if missing:
@@ -260,6 +275,8 @@ def evaluate_sets(model: Any, sets_dir: str | Path, out: str | Path, config: Set
                 outs = engine.generate(convs, gen_config, prefill=tmpl.prefill or None)
                 for row, gen in zip(chunk, outs, strict=True):
                     record = score_set(row, gen.text, lenient, config.reward_mode)
+                    if config.ids_only:
+                        record["completion"] = ids_only(record["completion"])
                     append_jsonl(out / SETS_LOG, record)  # flushed: an interrupt loses at most this chunk
                     done[row["set_id"]] = record
                 bar.update(len(chunk))

@@ -27,6 +27,7 @@ from typing import Any
 from rearank_kit.errors import KitError
 from rearank_kit.files import atomic_write_text, publish_folder, staged_folder, write_json
 from rearank_kit.policy import EXPORT_RECORD, resolve_policy
+from rearank_kit.stats import format_interval
 
 
 def _read(path: Path) -> dict:
@@ -50,11 +51,6 @@ def heldout_summary(folder: str | os.PathLike) -> dict[str, Any]:
         keep["comparison"] = m["comparison"]
     keep["folder"] = str(folder)
     return keep
-
-
-def _interval(stat: dict) -> str:
-    low, high = stat["ci95"]
-    return f"{stat['mean']:+.4f} (95% CI {low:+.4f} to {high:+.4f}, p = {stat['p_value']:.3g})"
 
 
 def model_card(record: dict[str, Any], heldout: list[dict[str, Any]] | None = None, repo_id: str | None = None) -> str:
@@ -116,12 +112,12 @@ def model_card(record: dict[str, Any], heldout: list[dict[str, Any]] | None = No
                   "| --- | --- | --- | --- | --- |"]
         for h in heldout:
             lines.append(f"| {h['split']} | {h['sets']} ({h['queries']}) | {h['ndcg10_initial']:.4f} -> "
-                         f"{h['ndcg10_reranked']:.4f} | {_interval(h['vs_initial_order'])} | {h['rank_reward_mean']:+.4f} |")
+                         f"{h['ndcg10_reranked']:.4f} | {format_interval(h['vs_initial_order'])} | {h['rank_reward_mean']:+.4f} |")
         for h in heldout:
             if "comparison" in h:
                 c = h["comparison"]
                 lines.append(f"\nAgainst `{c['against']}` on the {h['split']} sets: rank reward "
-                             f"{_interval(c['rank_reward'])}; nDCG@10 {_interval(c['ndcg10_reranked'])}.")
+                             f"{format_interval(c['rank_reward'])}; nDCG@10 {format_interval(c['ndcg10_reranked'])}.")
     return "\n".join(lines) + "\n"
 
 
@@ -142,7 +138,7 @@ def export_record(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: list[str | os.PathLike] = (),
-               overwrite: bool = False) -> Path:
+               overwrite: bool = False, repo_id: str | None = None) -> Path:
     """Write ``out_dir``: merged weights and tokenizer, ``README.md``, ``rearank_kit.json``."""
     from rearank_kit.models import load_hf_model
     from rearank_kit.policy import check_template_hash
@@ -161,9 +157,43 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: 
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / EXPORT_RECORD, record)
-        atomic_write_text(tmp / "README.md", model_card(record, results))
+        atomic_write_text(tmp / "README.md", model_card(record, results, repo_id=repo_id))
         publish_folder(tmp, out)
     return out
 
 
-__all__ = ["export_run", "export_record", "model_card", "heldout_summary"]
+def check_repo_id(repo_id: str) -> None:
+    """Refuse a Hugging Face repository name the hub would refuse (``owner/name``), before any work."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if repo_id.count("/") != 1:
+        raise KitError(f"--push-to-hub {repo_id!r}: expected OWNER/NAME")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise KitError(f"--push-to-hub {repo_id!r}: {exc}") from None
+
+
+def push_to_hub(run_dir: str | os.PathLike, repo_id: str, heldout: list[str | os.PathLike] = (), private: bool = False,
+                api=None) -> str:
+    """Export ``run_dir`` (merged weights, model card, ``rearank_kit.json``) and upload it to ``repo_id``.
+
+    The folder uploaded is exactly what ``export_run`` writes, so the hub copy and a local export
+    never differ. ``api``: a ``huggingface_hub.HfApi`` (default: a new one, using the saved token).
+    """
+    import tempfile
+
+    check_repo_id(repo_id)
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    with tempfile.TemporaryDirectory(prefix="rearank-kit-push-") as tmp:
+        folder = export_run(run_dir, Path(tmp) / "model", heldout=heldout, repo_id=repo_id)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                          commit_message=f"rearank-kit export of {Path(run_dir).name}")
+    return f"https://huggingface.co/{repo_id}"
+
+
+__all__ = ["export_run", "export_record", "model_card", "heldout_summary", "push_to_hub", "check_repo_id"]

@@ -16,6 +16,7 @@ inference, and a LoRA adapter saved by ``rearank-kit train`` as its base with th
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,10 +161,13 @@ def resolve_device(device: str = "auto") -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise KitError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise KitError(f"device {device!r} asked for, but no CUDA GPU is visible (use --device cpu)")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise KitError(f"unknown device {device!r}: use cpu, cuda or auto")
+    if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise KitError(f"device {device!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible "
+                       f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return device
 
 

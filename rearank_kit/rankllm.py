@@ -168,7 +168,7 @@ def rankllm_to_benchmark(path: str | os.PathLike, out: str | os.PathLike, qrels:
     if out.exists() and not out.is_dir():
         raise KitError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise KitError(f"--out {out}: folder is not empty; choose another --out or pass --overwrite")
+        raise KitError(f"--out {out}: exists and is not an empty folder; choose another --out or pass --overwrite")
     rankings = read_rankllm(path)
     judgments = read_qrels(qrels) if qrels is not None else {}
     bench = Benchmark(out.name, out, rankings, judgments)

@@ -190,7 +190,7 @@ def load_ir_dataset(dataset_id: str, top_k: int = 100, out: str | os.PathLike | 
     require_network(what, ("huggingface.co", "rgw.cs.uwaterloo.ca"))
     from tqdm.auto import tqdm
 
-    from rearank_kit.retrieval import K1, B, import_pyserini
+    from rearank_kit.retrieval import K1, B
 
     try:
         ds = ir_datasets.load(dataset_id)
@@ -199,14 +199,11 @@ def load_ir_dataset(dataset_id: str, top_k: int = 100, out: str | os.PathLike | 
         qrels: Qrels = {}
         for qr in ds.qrels_iter():
             qrels.setdefault(str(qr.query_id), {})[str(qr.doc_id)] = int(qr.relevance)
-        searcher = import_pyserini().LuceneSearcher.from_prebuilt_index(index_name)
     except KitError:
         raise
     except Exception as exc:
         raise _download_failed(what, exc) from exc
-    if searcher is None:
-        raise _download_failed(what, RuntimeError(f"pyserini could not open {index_name}"))
-    searcher.set_bm25(K1, B)
+    searcher = _bm25_searcher(index_name, what)
     from rearank_kit.data import Candidate
 
     rankings = []
@@ -218,6 +215,22 @@ def load_ir_dataset(dataset_id: str, top_k: int = 100, out: str | os.PathLike | 
     name = dataset_id.replace("/", "-")
     return _finish(name, rankings, qrels, out, source="ir_datasets", dataset_id=dataset_id,
                    index=index_name, top_k=top_k, k1=K1, b=B)
+
+
+def _bm25_searcher(index_name: str, what: str):
+    """pyserini's prebuilt ``index_name`` (downloaded once) with the kit's BM25 parameters."""
+    from rearank_kit.retrieval import K1, B, import_pyserini
+
+    try:
+        searcher = import_pyserini().LuceneSearcher.from_prebuilt_index(index_name)
+    except KitError:
+        raise
+    except Exception as exc:
+        raise _download_failed(what, exc) from exc
+    if searcher is None:
+        raise _download_failed(what, RuntimeError(f"pyserini could not open {index_name}"))
+    searcher.set_bm25(K1, B)
+    return searcher
 
 
 def load_beir(name: str, top_k: int = 100, out: str | os.PathLike | None = None) -> Benchmark:
@@ -241,14 +254,11 @@ def load_beir(name: str, top_k: int = 100, out: str | os.PathLike | None = None)
         qrels: Qrels = {}
         for qid, docs in search.get_qrels(topics_name).items():  # ids come back as int when numeric
             qrels[str(qid)] = {str(d): int(g) for d, g in docs.items()}
-        searcher = import_pyserini().LuceneSearcher.from_prebuilt_index(index_name)
     except KitError:
         raise
     except Exception as exc:
         raise _download_failed(what, exc) from exc
-    if searcher is None:
-        raise _download_failed(what, RuntimeError(f"pyserini could not open {index_name}"))
-    searcher.set_bm25(K1, B)
+    searcher = _bm25_searcher(index_name, what)
     rankings = []
     for qid, topic in tqdm(topics.items(), desc=f"BM25 {index_name}", unit="query"):
         if str(qid) not in qrels:  # the authors retrieve for judged topics only

@@ -12,9 +12,14 @@ near the bottom *bubbles up* one window at a time and can reach the top in a sin
 
 How this departs from the paper's code (RankGPT's ``sliding_windows``):
 
-* The windows at the same position of *all* queries go to the backend in one ``generate`` call
-  (batching across queries); the paper's code reranks query by query, window by window. Under
-  greedy decoding both give the same rankings (``config.mode="sequential"`` checks this).
+* Windows are *pipelined* across queries (``mode="pipelined"``, the default): each query's next
+  window goes to the backend the moment its previous reply is parsed, up to ``group_size``
+  queries in flight (vLLM's request queue, concurrent server requests, or hf micro-batches that a
+  query joins as soon as its window is ready). The paper's code runs the windows of a batch of
+  queries in lock-step: window position k of every query in one call, the next position only
+  after the slowest reply of that call (``mode="batched"`` here); the paper's description is
+  query by query, window by window (``mode="sequential"``). Under greedy decoding all three give
+  the same rankings: a window's prompt depends only on its own query's earlier windows.
 * When ``top_k`` is not a multiple of ``step`` the paper's loop never gives the top few
   passages a window of their own; here the last window always starts at position 0. A list
   shorter than the window gets one window over the whole list.
@@ -46,6 +51,8 @@ from rearank_kit.prompts import PromptTemplate, load_template
 RANKINGS_LOG = "rankings.jsonl"  # one finished, reranked Ranking per line (the resume log)
 TRACES_LOG = "traces.jsonl"  # one record per model call
 
+MODES = ("pipelined", "batched", "sequential")  # how windows go to the backend (RerankConfig.mode)
+
 # Reasoning prompts need room for <think>; answer-only prompts need ~5 tokens per identifier.
 REASONING_MAX_NEW_TOKENS = 2048
 ANSWER_ONLY_MAX_NEW_TOKENS = 128
@@ -66,10 +73,11 @@ class RerankConfig:
     seed: int = 0
     stop: tuple[str, ...] | None = None  # extra stop strings (EOS always stops)
     batch_size: int | None = 8  # conversations per forward pass in the backend; None: default_batch_size
-    mode: str = "batched"  # "batched": one call per window position for a group of queries
-    # Queries reranked together in batched mode. A group only finishes (and is logged) after its
-    # last window, so larger groups fill the backend better and smaller ones lose less on an
-    # interrupt.
+    # "pipelined" (each query's next window as soon as its reply is parsed), "batched" (lock-step:
+    # one call per window position for a group of queries) or "sequential"; None: default_mode.
+    mode: str | None = None
+    # Queries in flight at once (pipelined) or reranked together (batched). In batched mode a group
+    # is logged only after its last window; pipelined, each query is logged when it finishes.
     group_size: int = 32
 
     # Fields that cannot change a ranking under greedy decoding; a run may resume with other values.
@@ -84,8 +92,10 @@ class RerankConfig:
             raise KitError(f"the stride (step) must be between 1 and the window ({self.window}), got {self.step}")
         if self.top_k < 1:
             raise KitError(f"top_k must be positive, got {self.top_k}")
-        if self.mode not in ("batched", "sequential"):
-            raise KitError(f"mode must be 'batched' or 'sequential', got {self.mode!r}")
+        if self.mode is not None and self.mode not in MODES:
+            raise KitError(f"mode must be one of {', '.join(MODES)} (or None: the backend's default), got {self.mode!r}")
+        if self.group_size < 1:
+            raise KitError(f"group_size must be positive, got {self.group_size}")
         tokens = self.max_new_tokens
         if tokens is None:
             tokens = REASONING_MAX_NEW_TOKENS if template.reasoning else ANSWER_ONLY_MAX_NEW_TOKENS
@@ -211,42 +221,105 @@ class _QueryState:
     head: list  # the top-k candidates, reordered in place
     tail: list  # candidates below top k: never shown to the model, kept in first-stage order
     windows: list[tuple[int, int]] = field(default_factory=list)
+    done: int = 0  # windows whose reply has been applied
+
+    def window(self) -> list:
+        """The candidates of the next window, in the current order."""
+        return self.head[slice(*self.windows[self.done])]
+
+    def apply(self, window: list, gen: Any, ctx: _Context, seconds: float, call_seconds: float, size: int) -> None:
+        """Read the reply to ``window`` (the next one), reorder the list and leave a trace record."""
+        start, end = self.windows[self.done]
+        parsed = parse_ranking(gen.text, len(window))
+        self.head[start:end] = [window[i] for i in parsed.order]  # later windows see this order
+        self.done += 1
+        if ctx.record is not None:
+            ctx.record({
+                "qid": self.ranking.query.qid, "window": [start, end], "docids": [c.docid for c in window],
+                "output": gen.text, "order": parsed.order, "diagnostics": parsed.diagnostics(),
+                "prompt_tokens": gen.prompt_tokens, "output_tokens": gen.output_tokens,
+                "finish_reason": gen.finish_reason,
+                # Time is measured per backend call (batched) or per wait for replies (pipelined);
+                # each record gets its share, so the records add up to the time spent in the model.
+                "seconds": seconds, "call_seconds": call_seconds, "call_size": size,
+                "model": getattr(ctx.backend, "model_id", None), "template": ctx.template.name,
+                "template_hash": ctx.template.hash,
+            })  # fmt: skip
 
     def result(self) -> Ranking:
         return Ranking(self.ranking.query, self.head + self.tail)
 
 
-def _run_group(states, backend, template, config, gen_config, on_trace, bar) -> None:
-    """All windows of a group of queries: one backend call per window position (round)."""
-    prefill = template.prefill or None
-    rounds = max((len(s.windows) for s in states), default=0)
-    for r in range(rounds):
+@dataclass
+class _Context:
+    """What every window of a run shares."""
+
+    backend: Any
+    template: PromptTemplate
+    gen_config: Any
+    record: Callable[[dict[str, Any]], None] | None  # trace sinks, None when nobody listens
+    finish: Callable[[_QueryState], None]  # a query's last window is done: log it
+    bar: Any
+
+    def messages(self, s: _QueryState, window: list) -> list[dict[str, str]]:
+        return self.template.messages(s.ranking.query.text, [c.text for c in window])
+
+
+def _run_group(states: list[_QueryState], ctx: _Context) -> None:
+    """Lock-step windows of a group of queries: one backend call per window position (round)."""
+    prefill = ctx.template.prefill or None
+    for _ in range(max((len(s.windows) for s in states), default=0)):
         # Queries with fewer candidates have fewer windows and drop out of later rounds.
-        active = [s for s in states if r < len(s.windows)]
-        windows = [s.head[slice(*s.windows[r])] for s in active]
-        convs = [template.messages(s.ranking.query.text, [c.text for c in w]) for s, w in zip(active, windows, strict=True)]
+        active = [s for s in states if s.done < len(s.windows)]
+        windows = [s.window() for s in active]
         started = time.perf_counter()
-        outs = backend.generate(convs, gen_config, prefill=prefill)
+        outs = ctx.backend.generate([ctx.messages(s, w) for s, w in zip(active, windows, strict=True)],
+                                    ctx.gen_config, prefill=prefill)  # fmt: skip
         seconds = time.perf_counter() - started
-        if len(outs) != len(convs):
-            raise RuntimeError(f"backend returned {len(outs)} generations for {len(convs)} conversations")
+        if len(outs) != len(active):
+            raise RuntimeError(f"backend returned {len(outs)} generations for {len(active)} conversations")
         for s, window, gen in zip(active, windows, outs, strict=True):
-            start, end = s.windows[r]
-            parsed = parse_ranking(gen.text, len(window))
-            s.head[start:end] = [window[i] for i in parsed.order]  # later windows see this order
-            if on_trace is not None:
-                on_trace({
-                    "qid": s.ranking.query.qid, "window": [start, end], "docids": [c.docid for c in window],
-                    "output": gen.text, "order": parsed.order, "diagnostics": parsed.diagnostics(),
-                    "prompt_tokens": gen.prompt_tokens, "output_tokens": gen.output_tokens,
-                    "finish_reason": gen.finish_reason,
-                    # A batched call is timed as a whole; each record gets its share.
-                    "seconds": seconds / len(active), "call_seconds": seconds, "call_size": len(active),
-                    "model": getattr(backend, "model_id", None), "template": template.name,
-                    "template_hash": template.hash,
-                })  # fmt: skip
-        if bar is not None:
-            bar.update(len(active))
+            s.apply(window, gen, ctx, seconds / len(active), seconds, len(active))
+        ctx.bar.update(len(active))
+    for s in states:  # logged only when all its windows are done: a resume restarts the query
+        ctx.finish(s)
+
+
+def _run_pipelined(todo: list[_QueryState], ctx: _Context, limit: int) -> None:
+    """Every query's next window is submitted the moment its previous reply is parsed, with at
+    most ``limit`` queries in flight; a query is logged as soon as its last window is done."""
+    from rearank_kit.backends.pipeline import open_pipeline
+
+    waiting = list(range(len(todo)))[::-1]  # indices into todo; pop() starts them in input order
+    flying: dict[int, list] = {}  # index in todo -> the window its request shows the model
+    with open_pipeline(ctx.backend, ctx.gen_config, ctx.template.prefill or None) as pipe:
+
+        def submit(i: int) -> None:
+            flying[i] = todo[i].window()
+            pipe.submit(i, ctx.messages(todo[i], flying[i]))
+
+        while waiting or flying:
+            while waiting and len(flying) < limit:
+                i = waiting.pop()
+                if todo[i].windows:
+                    submit(i)
+                else:  # nothing to rank (one candidate or none)
+                    ctx.finish(todo[i])
+            if not flying:
+                continue
+            started = time.perf_counter()
+            done = pipe.wait()
+            seconds = time.perf_counter() - started
+            if not done:
+                raise RuntimeError(f"the backend's pipeline returned nothing with {len(flying)} requests in flight")
+            for i, gen in done:
+                s = todo[i]
+                s.apply(flying.pop(i), gen, ctx, seconds / len(done), seconds, len(done))
+                if s.done < len(s.windows):
+                    submit(i)
+                else:
+                    ctx.finish(s)
+            ctx.bar.update(len(done))
 
 
 # --- the sliding-window loop -------------------------------------------------------------------
@@ -260,7 +333,8 @@ def rerank_queries(
     """Rerank the queries not yet in ``finished`` (qid -> ranking, filled in as queries finish);
     with a folder ``out``, append each model call to its traces and each finished query to its
     rankings log; ``on_trace`` (optional) receives every trace record too. ``config`` is
-    resolved, ``template`` the PromptTemplate it names."""
+    resolved, ``template`` the PromptTemplate it names; ``config.mode`` None is the backend's
+    ``default_mode``."""
     from tqdm.auto import tqdm
 
     sinks = [on_trace] if on_trace is not None else []
@@ -271,7 +345,11 @@ def rerank_queries(
         for sink in sinks:
             sink(trace)
 
-    gen_config = _generation_config(config)
+    def finish(s: _QueryState) -> None:
+        finished[s.ranking.query.qid] = s.result()
+        if out is not None:
+            append_jsonl(out / RANKINGS_LOG, finished[s.ranking.query.qid].to_dict())
+
     todo = [
         _QueryState(r, list(r.candidates[: config.top_k]), list(r.candidates[config.top_k :]))
         for r in rankings if r.query.qid not in finished
@@ -279,17 +357,17 @@ def rerank_queries(
     for s in todo:
         # A window of one passage has nothing to rank: such queries need no model call.
         s.windows = [w for w in window_positions(len(s.head), config.window, config.step) if w[1] - w[0] > 1]
-    size = 1 if config.mode == "sequential" else max(config.group_size, 1)
-    bar = tqdm(total=sum(len(s.windows) for s in todo), desc="rerank windows", unit="win",
+    mode = config.mode or default_mode(backend)
+    bar = tqdm(total=sum(len(s.windows) for s in todo), desc=f"rerank windows ({mode})", unit="win",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
+    ctx = _Context(backend, template, _generation_config(config), record if sinks else None, finish, bar)
     try:
-        for g in range(0, len(todo), size):
-            group = todo[g : g + size]
-            _run_group(group, backend, template, config, gen_config, record if sinks else None, bar)
-            for s in group:  # logged only when all its windows are done: a resume restarts the query
-                finished[s.ranking.query.qid] = s.result()
-                if out is not None:
-                    append_jsonl(out / RANKINGS_LOG, finished[s.ranking.query.qid].to_dict())
+        if mode == "pipelined":
+            _run_pipelined(todo, ctx, config.group_size)
+        else:
+            size = 1 if mode == "sequential" else config.group_size
+            for g in range(0, len(todo), size):
+                _run_group(todo[g : g + size], ctx)
     finally:
         bar.close()
     return [finished[r.query.qid] for r in rankings]
@@ -307,9 +385,19 @@ def default_batch_size(backend: Any) -> int:
     return 1 if getattr(backend, "name", None) == "hf" and on_cpu else 8
 
 
+def default_mode(backend: Any) -> str:
+    """How windows go to ``backend`` when the config leaves it open (``mode=None``): "pipelined"
+    for every backend. Under greedy decoding all modes give the same rankings (tested); pipelined
+    never makes a window wait for another query's straggler, and logs each query as it finishes.
+    Its speed against lock-step is measured by ``benchmarks/rerank_vs_authors.py``.
+    """
+    return "pipelined"
+
+
 def config_for_backend(config: RerankConfig, backend: Any) -> RerankConfig:
-    """``config`` with ``batch_size=None`` replaced by the backend's default."""
-    return config if config.batch_size is not None else replace(config, batch_size=default_batch_size(backend))
+    """``config`` with ``batch_size=None`` and ``mode=None`` replaced by the backend's defaults."""
+    return replace(config, batch_size=config.batch_size or default_batch_size(backend),
+                   mode=config.mode or default_mode(backend))  # fmt: skip
 
 
 def rerank(

@@ -223,7 +223,7 @@ def _summary(bench: Benchmark, reranked: list[Ranking], out: Path, measures: str
 
     base, new = evaluate(bench.first_stage_run(), qrels, measures), evaluate(rankings_to_run(reranked), qrels, measures)
     summary.update(
-        judged_queries=new.num_queries, first_stage=base.mean, reranked=new.mean,
+        judged_queries=new.num_queries, missing_queries=new.missing_queries, first_stage=base.mean, reranked=new.mean,
         delta={m: new.mean[m] - base.mean[m] for m in new.mean},
         paired_ttest_p={m: paired_ttest(new.per_query[m].to_dict(), base.per_query[m].to_dict())[1] for m in new.mean},
         per_query={"first_stage": base.to_json()["per_query"], "reranked": new.to_json()["per_query"]},

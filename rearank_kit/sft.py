@@ -236,15 +236,11 @@ def sft(config: SFTRunConfig, data: str | os.PathLike, out: str | os.PathLike, r
     from trl import SFTTrainer
 
     from rearank_kit.manifest import check_resumable, fingerprint_files, write_manifest
-    from rearank_kit.train import _read_json, is_main_process, last_checkpoint
+    from rearank_kit.train import _read_json, check_run_folder, is_main_process
     from rearank_kit.train_callbacks import MetricsLogger, peak_rss_mb
 
     out = Path(out)
-    checkpoint = last_checkpoint(out)
-    if checkpoint and not resume:
-        raise KitError(f"{out} already holds a run ({checkpoint.name}); pass --resume to continue it or choose another --out")
-    if not checkpoint and (out / "metrics.jsonl").is_file():
-        raise KitError(f"{out} already holds metrics.jsonl from an earlier run; choose another --out")
+    checkpoint = check_run_folder(out, resume)
     if checkpoint:
         check_resumable(out, dataclasses.asdict(config), kind="train", section="config",
                         ignore={"max_steps", "save_steps", "save_total_limit", "torch_threads"},

@@ -91,4 +91,10 @@ def compare_paired(diffs: Sequence[float], groups: Sequence[str], resamples: int
     }
 
 
-__all__ = ["cluster_bootstrap", "cluster_sign_flip", "compare_paired", "DEFAULT_RESAMPLES"]
+def format_interval(stat: dict, digits: int = 4) -> str:
+    """One ``compare_paired`` result as text: ``+0.0123 (95% CI -0.0040 to +0.0290, p = 0.14)``."""
+    low, high = stat["ci95"]
+    return f"{stat['mean']:+.{digits}f} (95% CI {low:+.{digits}f} to {high:+.{digits}f}, p = {stat['p_value']:.3g})"
+
+
+__all__ = ["cluster_bootstrap", "cluster_sign_flip", "compare_paired", "format_interval", "DEFAULT_RESAMPLES"]

@@ -7,13 +7,15 @@ the questions the traces notebook asks:
 
 * how long is the reasoning, and does it discuss every passage? (``length_stats``, ``mention_frac``)
 * are the passages the reasoning calls relevant ranked high? (``claim_ranks``, ``claims_summary``)
-* are the *judged* relevant passages ranked high? (``judged_ranks``, ``window_ndcg``)
+* are the *judged* relevant passages ranked high? (``judged_ranks``, ``window_ndcg``: nDCG against
+  the window's own best order, or with ``ideal="query"`` against the query's, as the reward's S)
 * how often is the format right, and how often did the parser repair it? (``format_stats``)
 * what changed with training? (``compare_runs``, ``comparison_summary``)
 * what did it say on this query? (``render_trace``, ``render_trace_html``)
 
-The relevance-claim classifier is a keyword heuristic over clauses, made for teaching: it is
-readable and often right, never a judgment of its own.
+The relevance-claim classifier (``claims.py``) is a keyword heuristic made for teaching: readable
+and often right, never a judgment of its own; its precision and recall on hand-labelled sentences
+are measured there (``claims.evaluate_claims``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import html
 import math
 import os
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from typing import Any
 
 import pandas as pd
 
+from rearank_kit.claims import CLAIMS, classify_claims, mentioned_passages
+from rearank_kit.claims import clause_polarity as clause_polarity  # re-exported: older code imports it from here
 from rearank_kit.data import Qrels
 from rearank_kit.errors import DataError, KitError
 from rearank_kit.files import read_jsonl
@@ -111,60 +114,7 @@ def _frame(traces) -> pd.DataFrame:
     return load_traces(traces)
 
 
-# --- mentions and relevance claims --------------------------------------------------------------
-
-_MENTION = re.compile(r"\[\s*(\d{1,4})\s*\]|\bpassages?\s*\[?\s*(\d{1,4})\b", re.IGNORECASE)
-_CLAUSE_SPLIT = re.compile(r"(?<=[.!?;:])\s+|\n+|\s*,?\s*\b(?:but|while|whereas|however|although)\b", re.IGNORECASE)
-_NEGATIVE = re.compile(
-    r"\b(?:not\s+(?:very\s+|directly\s+|really\s+|at\s+all\s+)?(?:relevant|related|useful|helpful|about)"
-    r"|irrelevant|unrelated|off[- ]topic|does\s+not|doesn't|do\s+not|don't|is\s+not|isn't|are\s+not|aren't"
-    r"|no\s+(?:information|mention|relevance|answer)|fails?\s+to|lacks?)\b",
-    re.IGNORECASE,
-)
-_WEAK = re.compile(
-    r"\b(?:somewhat|partially|partly|marginally|slightly|tangentially|less|least|loosely)\s+(?:relevant|related|useful)",
-    re.IGNORECASE,
-)
-_POSITIVE = re.compile(
-    r"\b(?:relevant|directly|answers?|addresses|explains|defines|describes|useful|helpful|matches)\b", re.IGNORECASE
-)
-CLAIMS = ("relevant", "irrelevant", "neutral")
-
-
-def mentioned_passages(text: str, num: int) -> list[int]:
-    """1-based identifiers in ``1..num`` that ``text`` names as ``[i]``, ``passage i`` or
-    ``Passage [i]`` (sorted, each once)."""
-    found = {int(a or b) for a, b in _MENTION.findall(text or "")}
-    return sorted(i for i in found if 1 <= i <= num)
-
-
-def clause_polarity(clause: str) -> int:
-    """+1 when a clause calls something relevant, -1 irrelevant, 0 neither (or only weakly)."""
-    if _NEGATIVE.search(clause):
-        return -1
-    if _WEAK.search(clause):
-        return 0
-    return 1 if _POSITIVE.search(clause) else 0
-
-
-def classify_claims(text: str, num: int) -> dict[int, str]:
-    """What the reasoning calls each passage it mentions: 1-based id -> relevant/irrelevant/neutral.
-
-    The text is cut into clauses (at sentence ends, semicolons, "but", "while", "whereas",
-    "however", "although"); a clause's polarity goes to every passage it names; a passage's
-    claim is the sign of its summed polarity (mixed or keyword-free statements are neutral).
-    """
-    scores: dict[int, int] = {}
-    for clause in _CLAUSE_SPLIT.split(text or ""):
-        if not clause or not clause.strip():
-            continue
-        ids = mentioned_passages(clause, num)
-        if not ids:
-            continue
-        polarity = clause_polarity(clause)
-        for i in ids:
-            scores[i] = scores.get(i, 0) + polarity
-    return {i: ("relevant" if s > 0 else "irrelevant" if s < 0 else "neutral") for i, s in sorted(scores.items())}
+# --- relevance claims (the classifier lives in claims.py) --------------------------------------
 
 
 def _rank_of(order: Sequence[int]) -> dict[int, int]:
@@ -205,14 +155,26 @@ def claims_summary(traces, qrels: Qrels | None = None) -> pd.DataFrame:
 # --- judged relevance ---------------------------------------------------------------------------
 
 
-def window_ndcg(docids: Sequence[str], order: Sequence[int], grades: Mapping[str, int], k: int = 10) -> float:
-    """nDCG@k of a window's order against the grades of the window's own passages (the ideal is
-    the best order of this window, as in REARANK's reward); NaN when nothing in it is relevant."""
+def window_ndcg(docids: Sequence[str], order: Sequence[int], grades: Mapping[str, int], k: int = 10,
+                ideal: str = "window") -> float:
+    """nDCG@k of a window's order; NaN when nothing in the window is relevant.
+
+    Two normalisations, named apart because they answer different questions:
+
+    * ``ideal="window"`` (the default, what ``compare_runs`` reports): divided by the best order of
+      *this window's* passages. 1.0 means the model ordered what it was shown perfectly, whatever
+      the first stage left out: a judgment of the ranking step alone.
+    * ``ideal="query"``: divided by the ideal DCG of *all* the query's judged passages, as the
+      ``S`` of REARANK's reward (``rewards.set_ndcg``, notebooks 01 and 02) and trec_eval do.
+      A window missing the best passages cannot reach 1.
+    """
+    if ideal not in ("window", "query"):
+        raise ValueError(f"ideal must be 'window' or 'query', got {ideal!r}")
     window_grades = [max(grades.get(d, 0), 0) for d in docids]
-    ideal = dcg(sorted(window_grades, reverse=True), k)
-    if ideal == 0:
+    if not any(window_grades):
         return math.nan
-    return dcg([window_grades[i] for i in order], k) / ideal
+    pool = window_grades if ideal == "window" else [max(g, 0) for g in grades.values()]
+    return dcg([window_grades[i] for i in order], k) / dcg(sorted(pool, reverse=True), k)
 
 
 def judged_ranks(traces, qrels: Qrels) -> pd.DataFrame:

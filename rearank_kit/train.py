@@ -55,6 +55,7 @@ from rearank_kit.train_presets import (
     TrainConfig,
     check_prompt_lengths,
     check_set_size,
+    check_share_prompts,
     check_template,
     config_dict,
     plan,
@@ -140,6 +141,32 @@ def prompt_length(tokenizer, prompt) -> int:
     return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
 
+def rotate(sets, seed: int):
+    """Each set in all its cyclic rotations, side by side (``TrainConfig.rotate_sets``): the sets are
+    shuffled once with ``seed``, then set *i* becomes rows ``i*n .. i*n+n-1``, rotation *k* showing
+    passage *k+1* first; ``set_id`` gets ``-r<k>``."""
+    import random
+
+    from datasets import Dataset
+
+    from rearank_kit.augment import rotated
+
+    rows = list(sets)
+    random.Random(seed).shuffle(rows)
+    out = [rotated(row, k) for row in rows for k in range(len(row["docids"]))]
+    return Dataset.from_list(out, features=sets.features)
+
+
+def check_run_folder(out: Path, resume: bool) -> Path | None:
+    """The last checkpoint in ``out``; refuses a folder holding another run unless resuming it."""
+    checkpoint = last_checkpoint(out)
+    if checkpoint and not resume:
+        raise KitError(f"{out} already holds a run ({checkpoint.name}); pass --resume to continue it or choose another --out")
+    if not checkpoint and not resume and (out / "metrics.jsonl").is_file():
+        raise KitError(f"{out} already holds metrics.jsonl from an earlier run; choose another --out")
+    return checkpoint
+
+
 def prepare(config: TrainConfig, data_dir: str | os.PathLike, tokenizer=None, launched: int | None = None) -> Prepared:
     """Load the training sets, render the prompts and run every pre-flight check.
 
@@ -154,6 +181,7 @@ def prepare(config: TrainConfig, data_dir: str | os.PathLike, tokenizer=None, la
     from rearank_kit.prompts import load_template
 
     the_plan = plan(config, launched or launched_processes())  # check_batch inside
+    check_share_prompts(config)
     check_template(config)
     template = load_template(config.template)
     data_dir = Path(data_dir)
@@ -162,6 +190,8 @@ def prepare(config: TrainConfig, data_dir: str | os.PathLike, tokenizer=None, la
         raise KitError(f"{data_dir}: no train split (augment put every query in the test split?)")
     sets = splits["train"]
     check_set_size({len(t) for t in sets["texts"]}, config, str(data_dir))
+    if config.rotate_sets:
+        sets = rotate(sets, config.seed)
 
     _, source = resolve_model(config.model)
     tokenizer = tokenizer or load_tokenizer(source)
@@ -335,11 +365,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     from trl import GRPOTrainer  # noqa: F401  (fail here, not half-way)
 
     out = Path(out)
-    checkpoint = last_checkpoint(out)
-    if checkpoint and not resume:
-        raise KitError(f"{out} already holds a run ({checkpoint.name}); pass --resume to continue it or choose another --out")
-    if not checkpoint and not resume and (out / "metrics.jsonl").is_file():
-        raise KitError(f"{out} already holds metrics.jsonl from an earlier run; choose another --out")
+    checkpoint = check_run_folder(out, resume)
     if resume and checkpoint:
         _check_resume_config(out, config)
     elif resume:

@@ -1,12 +1,13 @@
 """GRPO training settings for REARANK as one dataclass, its named presets, and pre-flight checks.
 
 ``TrainConfig`` holds every setting a run depends on and maps onto ``trl.GRPOConfig`` with
-``to_grpo_config()``. Three presets:
+``to_grpo_config()``. Four presets:
 
 * ``paper``     the paper's stated setting (Qwen2.5-7B-Instruct, full fine-tuning, 8 GPUs), the kit's
                 assumptions where the paper states none (marked at ``PAPER``);
 * ``gpu-small`` one 80 GB GPU, LoRA on the same 7B model;
-* ``cpu-tiny``  the bundled SmolLM2-135M on a CPU: it runs (under a minute a step), it does not rank.
+* ``cpu-tiny``  the bundled SmolLM2-135M on a CPU, whole answers: it runs (under a minute a step), it does not rank;
+* ``cpu-firstpick`` the kit's measured CPU recipe: the same model trained on its first pick only;
 
 Any field can be changed: ``dataclasses.replace(config, beta=0.01)``, ``apply_overrides(config,
 {"beta": "0.01"})`` or ``rearank-kit train --set beta=0.01``. ``plan()`` does the batch arithmetic
@@ -21,6 +22,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rearank_kit.env import parse_bool
@@ -76,6 +78,12 @@ class TrainConfig:
     # completion (shared_prefix.py): on a CPU, where 250 prompt tokens face 1-20 answer tokens, a
     # step of 8 prompts x 4 completions takes about a third of the time. transformers generation only.
     share_prompts: bool = False
+    # Position-balanced batches: each training set in all ``window`` cyclic rotations of its passages,
+    # side by side in one generation round (sets shuffled once with ``seed``, then kept in that order).
+    # A choice that follows a position rather than a passage then earns the same on average within
+    # every step, so no step pushes the policy towards a position; only reading the passages pays.
+    # Small models drift onto one position otherwise (docs/TRAINING.md, "A CPU recipe").
+    rotate_sets: bool = False
     # Two corrections TRL 1.16 switches on by default, beyond the GRPO objective (both TRL's
     # defaults here; the paper preset turns them off). Importance sampling reweights each token by
     # trainer / vLLM probability, for the drift between the sampler and the trained weights (vLLM
@@ -105,6 +113,14 @@ class TrainConfig:
     vllm_tensor_parallel_size: int = 1
     vllm_max_model_length: int | None = None  # None: max_prompt_length + max_completion_length
     vllm_server_base_url: str | None = None
+    # Trackers besides the kit's own metrics.jsonl (TRL's report_to): "none", "tensorboard" and
+    # "trackio" (both work offline), "wandb" (when installed), or a comma-separated list.
+    report_to: str = "none"
+    run_name: str | None = None  # the run's name in the trackers; None: the output folder's name
+    project: str | None = None  # trackio's (and the kit's label for wandb's) project; None: TRL's default
+    # Any other GRPOConfig field, by TRL's own name and parsed by TRL's parser (from --config FILE):
+    # passed to GRPOConfig as given. Fields of this dataclass are never set here.
+    grpo_args: dict = dataclasses.field(default_factory=dict)
     # Logging and checkpoints
     logging_steps: int = 1
     save_steps: int = 10
@@ -137,6 +153,7 @@ class TrainConfig:
             num_iterations=self.num_iterations,
             max_completion_length=self.max_completion_length,
             temperature=self.temperature,
+            shuffle_dataset=not self.rotate_sets,  # rotations must stay side by side in a round
             top_p=self.top_p,
             max_steps=self.max_steps,
             learning_rate=self.learning_rate,
@@ -168,11 +185,16 @@ class TrainConfig:
             save_total_limit=self.save_total_limit,
             seed=self.seed,
             data_seed=self.seed,
-            report_to="none",  # the kit writes metrics.jsonl itself (train_callbacks.MetricsLogger)
+            # metrics.jsonl is written in any case (train_callbacks.MetricsLogger); trackers come on top.
+            report_to=[t.strip() for t in self.report_to.split(",") if t.strip()] or "none",
+            run_name=self.run_name or Path(output_dir).name,
             log_completions=False,  # TRL's: a rich table on stdout; the kit writes completions.jsonl
             remove_unused_columns=False,  # the rewards read the grades columns
             model_init_kwargs={"dtype": "bfloat16" if self.bf16 else "float32"},
         )
+        if self.project:
+            kwargs["project"] = self.project
+        kwargs.update(self.grpo_args)
         kwargs.update(extra)
         return GRPOConfig(**kwargs)
 
@@ -206,7 +228,7 @@ class TrainConfig:
 # --- presets -------------------------------------------------------------------------------------
 
 # cpu-tiny: seen to work on 2 shared CPU cores: 30-115 s a step depending on the machine's load,
-# 3.7-5.2 GB peak RSS (data/runs/cpu-tiny-dl21, benchmarks/train_step.py). One prompt per step
+# 3.7-5.2 GB peak RSS (docs/TRAINING.md, run 0; benchmarks/train_step.py). One prompt per step
 # (4 completions), short answer-only replies; LoRA so that the optimizer state stays small, and
 # a learning rate 100x the paper's because LoRA updates few, zero-initialised weights.
 CPU_TINY = TrainConfig(
@@ -230,6 +252,46 @@ CPU_TINY = TrainConfig(
     gradient_checkpointing=True,
     use_cpu=True,
     save_steps=10,
+)
+
+# cpu-firstpick: the kit's CPU recipe (docs/TRAINING.md, "A CPU recipe"; data/runs/cpu-firstpick-dl21):
+# GRPO as a one-token bandit over "which passage goes first". The reply is prefilled up to the
+# first identifier ("<answer>["), the model samples one token, and the reward scores the set with
+# that passage moved to the top (lenient parsing keeps the others in their given order). Each
+# choice departs from the paper for a measured reason:
+# - the "difference" reward (nDCG@10 gain over the given order, in [-1, 1]) instead of the
+#   normalised one: on random-order sets a choice that ignores the passages then earns 0 on
+#   average at every position, so only reading the passages pays; the normalised reward divides
+#   by the set's room and punishes moving anything on sets with little room, and runs collapsed
+#   onto the position the model already preferred ("copy the input");
+# - one new token: a 135M model names one identifier and then rambles, and generation and the
+#   backward pass of 20 tokens cost more than the 250-token prompt they follow;
+# - position-balanced steps (rotate_sets): 2 sets a step, each in its 5 rotations, 8 completions
+#   each; without them a run drifted onto positions, away from content, within 50 steps;
+# - shared prompts: each prompt computed once per pass (shared_prefix.py), about 20 s a step on 2
+#   idle cores instead of about 4 times that;
+# - LoRA on the top 8 of 30 layers: backpropagation stops there, half the step time of all layers.
+CPU_FIRSTPICK = dataclasses.replace(
+    CPU_TINY,
+    preset="cpu-firstpick",
+    template="compact-short",  # compact with 120-character passages: half the prompt tokens
+    reward_mode="difference",
+    num_generations=8,
+    per_device_train_batch_size=80,  # 2 sets x 5 rotations x 8 completions, one optimizer step a round
+    rotate_sets=True,
+    max_prompt_length=512,  # 5 x 120 characters plus the query twice: about 250 tokens
+    max_completion_length=1,  # the first identifier only
+    temperature=1.0,  # sample the model's own first-pick distribution, unsharpened
+    learning_rate=5e-5,  # 1e-4 and 2e-4 drifted onto one position within 10-25 steps (probes)
+    max_steps=60,  # 120 sets (600 prompts), about 20 minutes on 2 idle cores
+    lora_top_layers=8,
+    share_prompts=True,
+    gradient_checkpointing=False,  # needed by share_prompts; 135M parameters fit easily
+    torch_threads=2,
+    save_steps=20,
+    save_total_limit=10,  # every checkpoint of the run, to pick one on the validation sets
+    clipped_ratio_max=1.0,  # every completion is cut at its one token by design: no alarm
+    format_floor=0.0,  # a one-token reply earns no format reward; a ranking that changes nothing earns 0
 )
 
 # paper: REARANK as the paper states it (Zhang et al., 2025), trained there with verl on one node
@@ -323,7 +385,7 @@ GPU_SMALL = dataclasses.replace(
     log_completions_every=1,
 )
 
-PRESETS: dict[str, TrainConfig] = {c.preset: c for c in (CPU_TINY, GPU_SMALL, PAPER)}
+PRESETS: dict[str, TrainConfig] = {c.preset: c for c in (CPU_TINY, CPU_FIRSTPICK, GPU_SMALL, PAPER)}
 
 
 def get_preset(name: str) -> TrainConfig:
@@ -379,6 +441,76 @@ def parse_set_args(items: list[str]) -> dict[str, str]:
     return out
 
 
+def load_config_file(path: str | Path, base: TrainConfig) -> TrainConfig:
+    """``base`` changed by a YAML file: the kit's fields by name, any other ``GRPOConfig`` field too.
+
+    The file is a mapping. ``preset: NAME`` replaces ``base`` by that preset; keys naming a
+    ``TrainConfig`` field change it (as ``--set`` does); every other key must be a ``GRPOConfig``
+    field and is parsed by transformers' ``HfArgumentParser`` (TRL's own parser), then kept in
+    ``grpo_args``. An unknown key is an error naming the file and the key.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise KitError(f"{path}: not a readable YAML file ({exc})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise KitError(f"{path}: expected a mapping of setting: value, got {type(raw).__name__}")
+    raw = {str(k).replace("-", "_"): v for k, v in raw.items()}
+    if "preset" in raw:
+        base = get_preset(str(raw.pop("preset")))
+    ours = {f.name for f in dataclasses.fields(TrainConfig)} - {"grpo_args", "preset"}
+    # YAML values become the strings --set takes, so that both are parsed and checked one way.
+    kit = {k: "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+           for k, v in raw.items() if k in ours}
+    rest = {k: v for k, v in raw.items() if k not in ours}
+    grpo_args = {**base.grpo_args, **_parse_grpo_fields(rest, path)}
+    config = apply_overrides(base, kit)
+    return dataclasses.replace(config, grpo_args=grpo_args)
+
+
+def _parse_grpo_fields(values: dict[str, Any], path: Path) -> dict[str, Any]:
+    if not values:
+        return {}
+    from transformers import HfArgumentParser
+    from trl import GRPOConfig
+
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise KitError(f"{path}: unknown setting(s) {', '.join(unknown)}: neither a rearank-kit TrainConfig field "
+                       "nor a trl.GRPOConfig field")
+    import contextlib
+    import io
+    import json
+
+    # Handed to TRL's parser as command-line words, so that argparse converts and checks each value
+    # exactly as `python train.py --top_entropy_quantile 0.2` would. The placeholders only keep
+    # GRPOConfig's machine checks (bf16 needs a GPU) out of the way and are not kept.
+    words = ["--output_dir", "unused", "--bf16", "false", "--use_cpu", "true"]
+    for key, value in values.items():
+        if isinstance(value, list):
+            words += [f"--{key}", *map(str, value)]
+        elif isinstance(value, dict):
+            words += [f"--{key}", json.dumps(value)]
+        else:
+            words += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            (parsed,) = HfArgumentParser(GRPOConfig).parse_args_into_dataclasses(args=words)
+    except SystemExit:
+        message = errors.getvalue().strip().splitlines()
+        raise KitError(f"{path}: {message[-1] if message else 'invalid value'}") from None
+    except (ValueError, TypeError) as exc:
+        raise KitError(f"{path}: {exc}") from None
+    return {k: getattr(parsed, k) for k in values}
+
+
 # --- the batch arithmetic ------------------------------------------------------------------------
 
 
@@ -413,6 +545,11 @@ def plan(config: TrainConfig, launched: int | None = None) -> Plan:
     step = micro * config.gradient_accumulation_steps
     round_ = config.generation_batch_size or step
     steps_per_round = round_ / step * config.num_iterations
+    prompts = round_ // config.num_generations
+    if config.rotate_sets and prompts % config.window:
+        raise KitError(f"rotate_sets=true puts the {config.window} rotations of a set in one generation round, but a "
+                       f"round holds {prompts} prompts, not a multiple of {config.window} (window): make "
+                       f"generation_batch_size (or the batch per step) {config.window * config.num_generations} x N")
     return Plan(
         processes=procs,
         completions_per_micro_batch=micro,
@@ -430,7 +567,14 @@ def plan(config: TrainConfig, launched: int | None = None) -> Plan:
 
 
 def check_batch(config: TrainConfig, launched: int | None = None) -> None:
-    """Refuse batch sizes TRL cannot group into whole prompt groups, with the numbers that fit."""
+    """Refuse batch sizes TRL cannot group into whole prompt groups, with the numbers that fit,
+    and a sampling temperature that cannot sample."""
+    if not config.temperature > 0:  # transformers raises a bare ValueError deep inside generate()
+        raise KitError(
+            f"temperature={config.temperature}: GRPO samples its completions, and sampling needs a temperature "
+            "above 0 (transformers refuses 0.0 when sampling; greedy decoding would give every completion of a group "
+            "the same text, so every advantage would be 0 and nothing would be learned). Use e.g. --set temperature=0.7"
+        )
     if config.num_generations < 2:
         raise KitError(f"num_generations={config.num_generations}: GRPO needs at least 2 completions per prompt")
     if config.num_processes and launched and config.num_processes != launched:
@@ -458,6 +602,14 @@ def check_batch(config: TrainConfig, launched: int | None = None) -> None:
         raise KitError(
             f"generation_batch_size={gen} must be a multiple of per_device_train_batch_size x processes = {micro}"
         )
+
+
+def check_share_prompts(config: TrainConfig) -> None:
+    """Shared prompts hand a key/value cache from the prompt pass to the completion pass; gradient
+    checkpointing turns caches off, and vLLM generates on its own (with its own prefix cache)."""
+    if config.share_prompts and config.gradient_checkpointing:
+        raise KitError("share_prompts=true needs gradient_checkpointing=false (checkpointing disables the key/value "
+                       "cache the completions reuse); with a small model on a CPU memory is not the constraint")
 
 
 def check_set_size(found: set[int] | list[int], config: TrainConfig, data_dir: str = "AUG_DIR") -> None:
@@ -513,5 +665,5 @@ def format_config(config: TrainConfig) -> str:
 __all__ = [
     "TrainConfig", "PRESETS", "CPU_TINY", "GPU_SMALL", "PAPER", "Plan", "get_preset", "apply_overrides",
     "parse_set_args", "plan", "check_batch", "check_set_size", "check_template", "check_prompt_lengths",
-    "config_dict", "format_config",
+    "config_dict", "format_config", "load_config_file", "check_share_prompts",
 ]  # fmt: skip

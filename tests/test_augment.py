@@ -165,7 +165,7 @@ def test_refuses_non_empty_out_and_failed_write_leaves_nothing(tmp_path, monkeyp
     out = tmp_path / "aug"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(KitError, match="not empty"):
+    with pytest.raises(KitError, match="not an empty folder"):
         write_augmented(result, out)
     import rearank_kit.augment as aug
 
@@ -238,7 +238,7 @@ def test_cli_on_sample_or_a_tiny_folder(tmp_path):
                 "--out", tmp_path / "again")
     assert again.returncode == 0 and (tmp_path / "again" / "sets.jsonl").read_text() == (out / "sets.jsonl").read_text()
     refused = cli("--data", data, "--window", 5, "--out", out)
-    assert refused.returncode == 2 and "not empty" in refused.stderr
+    assert refused.returncode == 2 and "not an empty folder" in refused.stderr
 
 
 def test_cli_bad_input_is_a_clear_error_and_writes_nothing(tmp_path):

@@ -1,15 +1,19 @@
-"""The backend contract and the hf backend with the real bundled model."""
+"""The backend contract (``generate`` and ``pipeline``) and the hf backend with the real bundled
+model; the openai backend's pipeline against a real ``transformers serve``."""
 
 from __future__ import annotations
 
 import pytest
+from test_openai_backend import server  # noqa: F401 - the fixture: transformers serve with the bundled model
 
 from rearank_kit.backends import (
     Backend,
     Generation,
     GenerationConfig,
+    MicroBatchPipeline,
     cut_at_stop,
     load_backend,
+    open_pipeline,
     render_chat,
     validate_conversations,
 )
@@ -94,6 +98,53 @@ def test_openai_backend_without_tokenizer_says_how_to_count_tokens():
 def test_unknown_backend():
     with pytest.raises(KitError, match="unknown backend"):
         load_backend("tgi")
+
+
+# --- pipelines: requests submitted one by one, collected as they finish -------------------------
+
+
+class _Echo:
+    """A generate-only object (like the scripted backends of tests): replies with the user turn."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, conversations, config, prefill=None):
+        self.calls.append([c[-1]["content"] for c in conversations])
+        return [Generation(c[-1]["content"], 1, 1, "stop") for c in conversations]
+
+
+def _turn(text):
+    return [{"role": "user", "content": text}]
+
+
+def test_micro_batch_pipeline_lets_a_late_request_join_the_next_batch():
+    echo = _Echo()
+    with open_pipeline(echo, GenerationConfig(batch_size=2), prefill=None) as pipe:
+        assert isinstance(pipe, MicroBatchPipeline) and pipe.wait() == []  # nothing in flight: no call
+        for key in "abc":
+            pipe.submit(key, _turn(key))
+        assert [(k, g.text) for k, g in pipe.wait()] == [("a", "a"), ("b", "b")]  # oldest first, 2 at most
+        pipe.submit("a2", _turn("a2"))  # a's next request, submitted after a's reply
+        assert pipe.in_flight == 2
+        assert [k for k, _ in pipe.wait()] == ["c", "a2"]  # joined the next micro-batch
+        pipe.submit("d", _turn("d"))
+    assert pipe.in_flight == 0 and echo.calls == [["a", "b"], ["c", "a2"]]  # closed: d was never run
+    with pytest.raises(KitError, match="expected a dict"):
+        open_pipeline(echo, None, None).submit("x", ["not a message"])
+
+
+class _Constant(Backend):
+    name = "constant"
+
+    def _generate(self, conversations, config, prefill):
+        return [Generation((prefill or "") + "ok", 1, 1, "stop") for _ in conversations]
+
+
+def test_every_backend_has_a_pipeline_over_generate():
+    with _Constant("m").pipeline(GenerationConfig(batch_size=8), prefill="<answer>") as pipe:
+        pipe.submit(0, _turn("hi"))
+        assert [(k, g.text) for k, g in pipe.wait()] == [(0, "<answer>ok")]
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +243,42 @@ def test_from_model_and_empty_input(hf):
     assert len(out) == 1 and out[0].output_tokens == 2
     wrapped.close()
     assert hf.model is not None  # the wrapped model belongs to its owner
+
+
+@pytest.mark.slow
+def test_hf_pipeline_equals_generate(hf):
+    cfg = GenerationConfig(max_new_tokens=16, batch_size=3)
+    expected = hf.generate(CONVERSATIONS, cfg, prefill=PREFILL)
+    with hf.pipeline(cfg, prefill=PREFILL) as pipe:
+        for i, conv in enumerate(CONVERSATIONS):
+            pipe.submit(i, conv)
+        got = dict(pipe.wait())
+        assert sorted(got) == [0, 1, 2] and pipe.in_flight == 1  # one micro-batch of 3 per wait
+        got.update(pipe.wait())
+    assert [got[i] for i in range(len(CONVERSATIONS))] == expected
+
+
+@pytest.mark.slow
+def test_openai_pipeline_keeps_requests_in_flight_across_calls(server):  # noqa: F811
+    """Requests run concurrently and come back as they finish, with the same greedy replies as
+    generate(); sliding windows give the same rankings pipelined as sequentially."""
+    from rearank_kit.data import load_benchmark
+    from rearank_kit.rerank import RerankConfig, rerank
+
+    base_url, model = server
+    cfg = GenerationConfig(max_new_tokens=8)
+    with load_backend("openai", model, base_url=base_url, tokenizer="smollm2-135m", max_concurrency=4) as backend:
+        expected = backend.generate(CONVERSATIONS, cfg, prefill=PREFILL)
+        with backend.pipeline(cfg, prefill=PREFILL) as pipe:
+            for i, conv in enumerate(CONVERSATIONS):
+                pipe.submit(i, conv)
+            assert pipe.in_flight == len(CONVERSATIONS)
+            got = {}
+            while pipe.in_flight:
+                got.update(pipe.wait())
+        assert [got[i] for i in range(len(CONVERSATIONS))] == expected
+        bench = load_benchmark("sample", top_k=6).head(2)
+        runs = {mode: rerank(bench, backend, RerankConfig(top_k=6, window=4, step=2, template="compact",
+                                                          max_new_tokens=12, mode=mode), progress=False)
+                for mode in ("sequential", "pipelined")}  # fmt: skip
+    assert [r.docids for r in runs["pipelined"]] == [r.docids for r in runs["sequential"]]

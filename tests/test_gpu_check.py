@@ -31,6 +31,13 @@ def test_gpu_check_tiny_mode_writes_every_figure(tmp_path):
     assert train["mode"] == "lora" and train["steps"] == 1 and train["seconds_per_step"] > 0
     assert report["manifest"]["kind"] == "gpu_check"
     assert "| batch | windows/s" in proc.stdout
+    # pipelined vs lock-step windows: 3 queries x 2 windows, replies forced to 4-16 tokens by prompt
+    piped = report["pipelined"]
+    lockstep, pipelined = piped["modes"]["batched"], piped["modes"]["pipelined"]
+    assert lockstep["windows"] == pipelined["windows"] == 6 and piped["same_rankings"] is True
+    assert lockstep["generated_tokens"] == pipelined["generated_tokens"]  # the same replies, in both modes
+    assert 6 * 4 <= pipelined["generated_tokens"] <= 6 * 16 and pipelined["generated_tokens"] != 6 * 16
+    assert piped["pipelined_over_lockstep_windows_per_s"] > 0 and "Pipelined vs lock-step" in proc.stdout
 
 
 def test_bandwidth_bound_arithmetic():

@@ -21,7 +21,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TRAIN = ["max_completion_length=12", "temperature=1.0", "torch_threads=1", "seed=0", "num_generations=4",
-         "per_device_train_batch_size=4", "lora_top_layers=4"]  # fmt: skip
+         "per_device_train_batch_size=4", "lora_top_layers=4", "gradient_checkpointing=false"]  # fmt: skip
 SET_FIELDS = {"set_id", "qid", "docids", "grades", "ideal_grades", "completion", "order", "rank_reward",
               "ndcg10_initial", "ndcg10_reranked"}  # fmt: skip
 
@@ -38,14 +38,79 @@ def aug(tmp_path_factory, sample_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(aug, tmp_path_factory) -> Path:
+def trackio_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("trackio")
+    os.environ["TRACKIO_DIR"] = str(folder)  # read when trackio is first imported, during training
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(aug, tmp_path_factory, trackio_dir) -> Path:
+    """One GRPO step, shared prompts on, logged to TensorBoard and trackio (both offline)."""
     from rearank_kit.cli import main
 
     out = tmp_path_factory.mktemp("loop") / "grpo"
     args = ["train", "--preset", "cpu-tiny", "--data", str(aug), "--out", str(out), "--steps", "1",
-            "--save-steps", "1", "--quiet", *[a for s in TRAIN for a in ("--set", s)]]  # fmt: skip
+            "--save-steps", "1", "--no-progress", "--report-to", "tensorboard,trackio", "--project", "loop-test",
+            *[a for s in [*TRAIN, "share_prompts=true"] for a in ("--set", s)]]  # fmt: skip
     assert main(args) == 0
     return out
+
+
+def test_trackers_log_offline(run, trackio_dir):
+    assert list(run.rglob("events.out.tfevents.*")), "no TensorBoard event file under the run folder"
+    assert any(p.is_file() for p in trackio_dir.rglob("*")), "trackio wrote nothing"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config"]["report_to"] == "tensorboard,trackio" and manifest["config"]["share_prompts"] is True
+
+
+def test_a_yaml_config_sets_kit_and_trl_fields_through_trls_parser(tmp_path):
+    from rearank_kit.errors import KitError
+    from rearank_kit.train_presets import CPU_TINY, load_config_file
+
+    path = tmp_path / "train.yaml"
+    path.write_text("learning_rate: 3.0e-5\nshare_prompts: true\nrank_reward_floor: -1\n"
+                    "top_entropy_quantile: 0.2\nrepetition_penalty: 1.1\n")
+    config = load_config_file(path, CPU_TINY)
+    assert (config.learning_rate, config.share_prompts, config.rank_reward_floor) == (3e-5, True, -1.0)
+    assert config.grpo_args == {"top_entropy_quantile": 0.2, "repetition_penalty": 1.1}
+    args = config.to_grpo_config(str(tmp_path / "out"))
+    assert (args.top_entropy_quantile, args.repetition_penalty, args.learning_rate) == (0.2, 1.1, 3e-5)
+    path.write_text("learning_rat: 1e-4\n")
+    with pytest.raises(KitError, match=r"train.yaml: unknown setting\(s\) learning_rat"):
+        load_config_file(path, CPU_TINY)
+    path.write_text("top_entropy_quantile: lots\n")
+    with pytest.raises(KitError, match="train.yaml"):
+        load_config_file(path, CPU_TINY)
+
+
+def test_push_to_hub_uploads_the_export_with_its_card(run, tmp_path):
+    """Everything up to the upload runs for real; only the hub calls are replaced."""
+    from rearank_kit.errors import KitError
+    from rearank_kit.export import check_repo_id, push_to_hub
+
+    class FakeHub:
+        def __init__(self):
+            self.calls = []
+
+        def create_repo(self, repo_id, **kwargs):
+            self.calls.append(("create_repo", repo_id, kwargs))
+
+        def upload_folder(self, folder_path, repo_id, **kwargs):
+            files = sorted(p.name for p in Path(folder_path).iterdir())
+            card = (Path(folder_path) / "README.md").read_text()
+            self.calls.append(("upload_folder", repo_id, files, card))
+
+    hub = FakeHub()
+    url = push_to_hub(run, "someone/smol-rearank", private=True, api=hub)
+    assert url == "https://huggingface.co/someone/smol-rearank"
+    (_, repo, kwargs), (_, repo2, files, card) = hub.calls
+    assert repo == repo2 == "someone/smol-rearank" and kwargs["private"] is True
+    assert {"README.md", "rearank_kit.json", "config.json", "model.safetensors", "tokenizer.json"} <= set(files)
+    assert card.startswith("---") and "# someone/smol-rearank" in card and "compact" in card
+    for bad in ("no-owner", "a/b/c", "someone/bad name"):
+        with pytest.raises(KitError, match="push-to-hub"):
+            check_repo_id(bad)
 
 
 def _sets(folder: Path) -> list[dict]:
@@ -73,7 +138,7 @@ def test_evaluate_sets_scores_held_out_sets_and_resumes(run, aug, tmp_path, samp
     from rearank_kit.cli import main
 
     base, trained = tmp_path / "base", tmp_path / "trained"
-    common = ["--sets", str(aug), "--split", "heldout", "--per-query", "2", "--no-progress"]
+    common = ["--sets", str(aug), "--split", "heldout", "--sets-per-query", "2", "--no-progress"]
     assert main(["evaluate-sets", "--model", "smollm2-135m", "--lenient", "--out", str(base), *common]) == 0
     assert main(["evaluate-sets", "--model", str(run), "--out", str(trained), "--against", str(base), *common]) == 0
     records = _sets(trained)
@@ -157,24 +222,60 @@ def test_export_writes_a_merged_model_with_a_card(run, tmp_path):
 _VLLM_CHILD = """
 import json, sys
 from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
-model, sets, out = sys.argv[1:4]
-evaluate_sets(model, sets, out, SetEvalConfig(split="test", per_query=2, batch_size=8), backend="vllm",
-              progress=False, max_model_len=1024)
+sets = sys.argv[1]
+for model, out in zip(sys.argv[2::2], sys.argv[3::2]):
+    evaluate_sets(model, sets, out, SetEvalConfig(split="test", per_query=2, batch_size=8), backend="vllm",
+                  progress=False, max_model_len=1024)
 """
 
 
 @pytest.mark.vllm
-def test_vllm_runs_the_adapter_as_a_lora_request_like_hf(run, aug, tmp_path):
+def test_vllm_runs_the_adapter_as_a_lora_request_and_the_export_like_hf(run, aug, tmp_path):
+    """Both vLLM paths for a trained run: its adapter as a LoRA request, and its merged export."""
     pytest.importorskip("vllm")
     from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
+    from rearank_kit.export import export_run
 
+    merged = export_run(run, tmp_path / "merged")
     evaluate_sets(run, aug, tmp_path / "hf", SetEvalConfig(split="test", per_query=2), progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", _VLLM_CHILD, str(run), str(aug), str(tmp_path / "vllm")],
-                          capture_output=True, text=True, timeout=900, env=env)  # fmt: skip
+    args = [str(aug), str(run), str(tmp_path / "vllm-lora"), str(merged), str(tmp_path / "vllm-merged")]
+    proc = subprocess.run([sys.executable, "-c", _VLLM_CHILD, *args], capture_output=True, text=True, timeout=900,
+                          env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    hf, vllm = _sets(tmp_path / "hf"), _sets(tmp_path / "vllm")
-    assert [r["set_id"] for r in hf] == [r["set_id"] for r in vllm]
-    # Greedy decoding of the same merged weights: the same rankings (fp32 on CPU, token for token).
-    assert [r["order"] for r in hf] == [r["order"] for r in vllm]
-    assert json.loads((tmp_path / "vllm" / "manifest.json").read_text())["backend"] == "vllm"
+    hf = _sets(tmp_path / "hf")
+    for name in ("vllm-lora", "vllm-merged"):
+        other = _sets(tmp_path / name)
+        assert [r["set_id"] for r in hf] == [r["set_id"] for r in other]
+        # Greedy decoding of the same weights: the same rankings (fp32 on CPU, token for token).
+        assert [r["order"] for r in hf] == [r["order"] for r in other], name
+        assert json.loads((tmp_path / name / "manifest.json").read_text())["backend"] == "vllm"
+
+
+def test_first_pick_probabilities_of_a_trained_run(run, aug):
+    from rearank_kit.errors import KitError
+    from rearank_kit.first_pick import first_pick_stats
+
+    stats = first_pick_stats(run, aug, split="test", per_query=2)
+    assert stats["sets"] > 0 and stats["template"] == "compact"
+    assert sum(stats["position_mass"]) == pytest.approx(1.0, abs=1e-2) and len(stats["position_mass"]) == 5
+    assert -3 <= stats["lift"] <= 3 and 0 <= stats["argmax_is_best"] <= 1
+    with pytest.raises(KitError, match="not prefilled up to the first identifier"):
+        first_pick_stats(run, aug, split="test", per_query=1, template="rankgpt")
+
+
+def test_the_no_learning_band_brackets_what_the_base_model_would_earn(run, aug, tmp_path):
+    from rearank_kit.errors import KitError
+    from rearank_kit.first_pick import no_learning_band
+
+    band = no_learning_band("smollm2-135m", run, aug, template="compact", draws=400)
+    steps = {json.loads(line)["step"] for line in (run / "completions.jsonl").open()}
+    assert [b["step"] for b in band] == sorted(steps)
+    for b in band:
+        assert -1 <= b["q05"] <= b["q50"] <= b["q95"] <= 1
+        assert b["q05"] - 1e-9 <= b["expected"] <= b["q95"] + 1e-9  # the mean of the draws lies inside them
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sets.jsonl").write_text((aug / "sets.jsonl").read_text().replace('"split": "train"', '"split": "test"'))
+    with pytest.raises(KitError, match="no sets in split 'train'"):
+        no_learning_band("smollm2-135m", run, other, template="compact")

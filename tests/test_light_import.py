@@ -19,6 +19,8 @@ LIGHT_IMPORTS = [
     "import rearank_kit.commands.eval",
     "import rearank_kit.retrieval, rearank_kit.remote, rearank_kit.commands.retrieve",
     "import rearank_kit.cli; rearank_kit.cli.build_parser()",  # every subcommand's module
+    "import rearank_kit.reproduce, rearank_kit.bright_runs, rearank_kit.policy, rearank_kit.stats, rearank_kit.export",
+    "import rearank_kit.evaluate_sets, rearank_kit.shared_prefix, rearank_kit.train_presets",
 ]
 
 

@@ -128,6 +128,16 @@ def test_resolve_device_errors():
     pytest.importorskip("torch")
     with pytest.raises(KitError, match="unknown device"):
         models.resolve_device("tpu")
+    with pytest.raises(KitError, match="unknown device 'cuda1'"):
+        models.resolve_device("cuda1")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(KitError, match="no CUDA GPU is visible"):
+            models.resolve_device("cuda:0")
+    else:  # an index past the last GPU is named, not left to a CUDA error deep in loading
+        with pytest.raises(KitError, match="GPU\\(s\\) are visible"):
+            models.resolve_device(f"cuda:{torch.cuda.device_count()}")
 
 
 def test_prepare_list_command(capsys):
@@ -234,8 +244,11 @@ def test_a_trained_lora_adapter_loads_as_a_model(tmp_path):
     peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
     adapter_dir = tmp_path / "adapter"
     peft_model.save_pretrained(adapter_dir)
-    # What a run folder holds beside the adapter: the preset name of the base model.
-    (adapter_dir / "manifest.json").write_text(json.dumps({"model": "smollm2-135m"}))
+    # What a training run's manifest records beside the adapter: the preset name of the base model
+    # and the template and window it was trained with.
+    manifest = {"kind": "train", "model": "smollm2-135m", "template": "compact",
+                "config": {"template": "compact", "window": 5}}
+    (adapter_dir / "manifest.json").write_text(json.dumps(manifest))
     cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
     cfg["base_model_name_or_path"] = "/machine/that/trained/it"  # gone here: the manifest is used
     (adapter_dir / "adapter_config.json").write_text(json.dumps(cfg))

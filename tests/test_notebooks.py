@@ -5,10 +5,13 @@ CI runs both in one go (smoke mode keeps the notebooks to minutes on a CPU):
     REARANK_KIT_SMOKE=1 .venv/bin/python -m pytest -q --nbmake tests notebooks
 
 The rules checked here (docs: ``notebooks/README.md``): committed without outputs or execution
-counts; the ``python3`` kernel; the first cell says what you will learn, the runtime and the
-hardware; the last cell holds exercises; every notebook imports from ``rearank_kit``, names its run
-folder with ``run_folder("<its own name>")`` and writes only below it; no notebook defines a
-function or a class (anything reusable belongs in the package); no ``input()``, which would block CI.
+counts; the ``python3`` kernel; the first cell says what you will learn, the prerequisites, the
+runtime and the hardware; an exercises section, and a last cell that recaps the notebook; every
+notebook imports from ``rearank_kit``, names its run folder with ``run_folder("<its own name>")``
+and writes only below it; no class, and no function but the learner's exercise stubs: a function
+whose body only raises ``NotImplementedError`` and that a ``rearank_kit.exercises`` checker is
+called on (anything reusable belongs in the package; solutions live in ``notebooks/solutions/``);
+no ``input()``, which would block CI.
 
 Each notebook is a jupytext pair (``notebooks/jupytext.toml``): ``NN_name.ipynb`` and its percent-format
 source ``NN_name.py``. The pair tests check that both files exist, hold the same cells, and that
@@ -44,6 +47,8 @@ EXPECTED = [
     "04_reward_and_length_curves",
     "05_benchmark_evaluation",
     "06_reasoning_traces",
+    "07_grpo_from_scratch",
+    "08_faithfulness_lab",
 ]
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
@@ -54,6 +59,7 @@ WRITERS = {
     "to_csv": (0, "path_or_buf"), "savefig": (0, "fname"), "write_json": (0, "path"), "write_run": (1, "path"),
     "write_augmented": (1, "out"), "save_figure": (1, "path"), "atomic_write_text": (0, "path"),
     "write_text": (None, None), "run_augment": (1, "out"), "train": (2, "out"), "rerank": (3, "out_dir"),
+    "write_report": (1, "out"),
 }  # fmt: skip
 
 
@@ -234,19 +240,22 @@ def test_kernel_is_python3_with_a_cell_timeout(path):
 
 
 @each
-def test_opens_with_what_you_will_learn_runtime_and_hardware(path):
+def test_opens_with_goals_prerequisites_runtime_and_hardware(path):
     first = load(path)["cells"][0]
     text = "".join(first["source"]).lower()
     assert first["cell_type"] == "markdown", f"{path.name}: the first cell must be markdown"
-    for needed in ("what you will learn", "runtime", "hardware", "smoke"):
+    for needed in ("what you will learn", "prerequisites", "runtime", "hardware", "smoke"):
         assert needed in text, f"{path.name}: the first cell does not mention {needed!r}"
 
 
 @each
-def test_ends_with_exercises(path):
-    last = load(path)["cells"][-1]
-    assert last["cell_type"] == "markdown" and re.search(r"^#+\s*Exercises", "".join(last["source"]), re.M), (
-        f"{path.name}: the last cell must be a markdown '## Exercises' section"
+def test_has_exercises_and_ends_with_a_recap(path):
+    cells = load(path)["cells"]
+    headings = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    assert any(re.search(r"^#+\s*Exercises", h, re.M) for h in headings), f"{path.name}: no '## Exercises' section"
+    last = cells[-1]
+    assert last["cell_type"] == "markdown" and re.search(r"^#+\s*Recap", "".join(last["source"]), re.M), (
+        f"{path.name}: the last cell must be a markdown '## Recap' section (what the notebook showed, in a few lines)"
     )
 
 
@@ -282,12 +291,59 @@ def test_writes_only_under_its_run_folder(path):
     assert not outside, f"{path.name}: writes not under RUN: {outside}"
 
 
+def is_stub(node: ast.FunctionDef) -> bool:
+    """A function whose body is an optional docstring and ``raise NotImplementedError``: what a learner fills in."""
+    body = node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) and isinstance(
+        getattr(node.body[0], "value", None), ast.Constant) else node.body  # fmt: skip
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+
+def checked_names(tree: ast.Module) -> set[str]:
+    """Names passed as the first argument to a ``check_*`` function (rearank_kit.exercises)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name):
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if func.startswith("check_"):
+                names.add(node.args[0].id)
+    return names
+
+
+def defined_not_allowed(tree: ast.Module) -> list[str]:
+    checked = checked_names(tree)
+    bad = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ClassDef) or isinstance(n, ast.AsyncFunctionDef):
+            bad.append(f"{type(n).__name__} {n.name} (line {n.lineno})")
+        elif isinstance(n, ast.FunctionDef) and not (is_stub(n) and n.name in checked):
+            bad.append(f"function {n.name} (line {n.lineno})")
+    return bad
+
+
 @each
-def test_defines_nothing_reusable(path):
+def test_defines_only_exercise_stubs(path):
     tree = parse(path)
-    defined = [f"{type(n).__name__} {n.name} (line {n.lineno})" for n in ast.walk(tree)
-               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]  # fmt: skip
-    assert not defined, f"{path.name}: defines {defined}; move reusable code into rearank_kit"
+    bad = defined_not_allowed(tree)
+    assert not bad, (
+        f"{path.name}: defines {bad}. A notebook may define only exercise stubs (body: raise NotImplementedError) "
+        "that a rearank_kit.exercises check_* is called on; move reusable code into rearank_kit and solutions into "
+        "notebooks/solutions/"
+    )
+
+
+@each
+def test_exercise_stubs_are_imported_from_the_kit_checkers(path):
+    tree = parse(path)
+    stubs = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    if stubs:
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert "rearank_kit.exercises" in modules, f"{path.name}: stubs {stubs} but no checker from rearank_kit.exercises"
+        solved = (NOTEBOOK_DIR / "solutions").glob("*.py")
+        names = {f.name for p in solved for f in ast.walk(ast.parse(p.read_text())) if isinstance(f, ast.FunctionDef)}
+        assert set(stubs) <= names, f"{path.name}: no solution in notebooks/solutions/ for {sorted(set(stubs) - names)}"
 
 
 @each
@@ -330,6 +386,16 @@ def test_a_sync_keeps_the_ids_of_edited_cells_and_adds_one_for_a_new_cell(tmp_pa
     assert cells[1].source == "ADDED = 1" and cells[1].id not in ids
     assert [c.id for c in cells[:1] + cells[2:]] == ids
     assert sync(path, ".py") == once == sync(path, ".ipynb")
+
+
+def test_the_stub_rule_allows_checked_stubs_only():
+    allowed = ast.parse("def f(x):\n    'doc'\n    raise NotImplementedError\ncheck_ndcg(f)")
+    assert defined_not_allowed(allowed) == []
+    unchecked = ast.parse("def f(x):\n    raise NotImplementedError")
+    solved = ast.parse("def f(x):\n    return x\ncheck_ndcg(f)")
+    helper = ast.parse("class A:\n    pass")
+    assert [defined_not_allowed(t) for t in (unchecked, solved, helper)] == [
+        ["function f (line 1)"], ["function f (line 1)"], ["ClassDef A (line 1)"]]
 
 
 def test_magics_do_not_break_the_ast_check():

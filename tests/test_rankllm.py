@@ -55,7 +55,7 @@ def test_from_rankllm_to_a_benchmark_folder_and_back(tmp_path, sample_dir):
         [[(c.docid, c.text, c.rank) for c in r.candidates] for r in bench.rankings]  # fmt: skip
     assert again.qrels == bench.qrels
     assert json.loads((folder / "manifest.json").read_text())["source"] == "rankllm"
-    with pytest.raises(KitError, match="folder is not empty"):
+    with pytest.raises(KitError, match="not an empty folder"):
         rankllm.rankllm_to_benchmark(path, folder)
 
 

@@ -1,4 +1,4 @@
-"""Sliding windows, batching across queries, traces and resume.
+"""Sliding windows, pipelined and lock-step windows across queries, traces and resume.
 
 A scripted backend (it ranks by a score hidden in each passage's text) checks the bookkeeping
 only: which windows are asked, in what order, how results are written back. Everything about
@@ -11,11 +11,19 @@ import re
 import pytest
 
 from rearank_kit import rerank as rerank_module
-from rearank_kit.backends import Generation
+from rearank_kit.backends import Generation, Pipeline
 from rearank_kit.data import Benchmark, Candidate, Query, Ranking, load_benchmark
 from rearank_kit.errors import KitError
 from rearank_kit.files import iter_jsonl
-from rearank_kit.rerank import RerankConfig, default_batch_size, rerank, rerank_one, window_positions
+from rearank_kit.rerank import (
+    RerankConfig,
+    config_for_backend,
+    default_batch_size,
+    default_mode,
+    rerank,
+    rerank_one,
+    window_positions,
+)
 from rearank_kit.rerank_run import OUTPUT_FILES, rerank_benchmark
 
 # --- window arithmetic --------------------------------------------------------------------------
@@ -61,7 +69,8 @@ def test_config_defaults_follow_the_template():
     assert RerankConfig(template="rearank").resolved().max_new_tokens == 2048
     assert RerankConfig(template="compact").resolved().max_new_tokens == 128
     assert RerankConfig(template="rankgpt", max_new_tokens=64).resolved().max_new_tokens == 64
-    for bad in [dict(window=1), dict(step=0), dict(step=21), dict(top_k=0), dict(mode="parallel")]:
+    assert RerankConfig(template="compact").resolved().mode is None  # the backend's default, filled in later
+    for bad in [dict(window=1), dict(step=0), dict(step=21), dict(top_k=0), dict(mode="parallel"), dict(group_size=0)]:
         with pytest.raises(KitError):
             RerankConfig(template="compact", **bad).resolved()
 
@@ -101,6 +110,11 @@ def make_ranking(qid, scores):
 CONFIG = RerankConfig(top_k=30, window=10, step=5, template="compact", max_new_tokens=16)
 
 
+def with_(**changes):
+    """CONFIG with some fields changed."""
+    return RerankConfig(**{**CONFIG.to_dict(), "stop": None, **changes})
+
+
 def test_best_passage_bubbles_from_the_bottom_to_the_top():
     scores = [0] * 29 + [99]  # the only relevant passage is last of the top 30
     [result] = rerank([make_ranking("q", scores)], ScoreBackend(), CONFIG, progress=False)
@@ -116,7 +130,7 @@ def test_batched_calls_one_per_window_position_and_short_queries():
         make_ranking("none", []),
     ]
     backend = ScoreBackend()
-    results = rerank(rankings, backend, CONFIG, progress=False)
+    results = rerank(rankings, backend, with_(mode="batched"), progress=False)
     # long: 5 windows; five: 1 window, asked together with long's first window; one/none: no call.
     assert backend.calls == [2, 1, 1, 1, 1]
     assert [r.query.qid for r in results] == ["long", "five", "one", "none"]
@@ -125,10 +139,13 @@ def test_batched_calls_one_per_window_position_and_short_queries():
     assert results[1].docids == ["five-d1", "five-d4", "five-d2", "five-d3", "five-d0"]
     assert results[2].docids == ["one-d0"] and results[3].candidates == []
     seq = ScoreBackend()
-    sequential = rerank(rankings, seq, RerankConfig(**{**CONFIG.to_dict(), "stop": None, "mode": "sequential"}),
-                        progress=False)  # fmt: skip
+    sequential = rerank(rankings, seq, with_(mode="sequential"), progress=False)
     assert seq.calls == [1] * 6
     assert [r.docids for r in sequential] == [r.docids for r in results]
+    piped = ScoreBackend()
+    pipelined = rerank(rankings, piped, with_(mode="pipelined"), progress=False)
+    assert piped.calls == [2, 1, 1, 1, 1]  # micro-batches of up to 8 over the windows that are ready
+    assert [r.docids for r in pipelined] == [r.docids for r in results]
 
 
 def test_traces_and_logs(tmp_path):
@@ -142,10 +159,17 @@ def test_traces_and_logs(tmp_path):
     assert traces[1]["docids"] == ["b-d0", "b-d1", "b-d2"] and traces[1]["order"] == [0, 2, 1]
     assert traces[0]["model"] == "scripted-by-score" and traces[0]["template"] == "compact"
     logged = [r["query"]["qid"] for r in iter_jsonl(tmp_path / "rankings.jsonl")]
-    assert logged == ["a", "b"]
+    assert logged == ["b", "a"]  # pipelined: b's only window is done first, and b is logged at once
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["kind"] == "rerank" and manifest["template_hash"] == traces[0]["template_hash"]
     assert manifest["config"]["window"] == 10 and manifest["config"]["max_new_tokens"] == 16
+    assert manifest["config"]["mode"] == "pipelined"  # the mode the run used, not None
+    # each record's share of the time it waited; the shares of one wait add up to the wait
+    assert traces[0]["call_size"] == 2 and traces[0]["seconds"] == pytest.approx(traces[0]["call_seconds"] / 2)
+    lockstep = tmp_path / "lockstep"
+    rerank(rankings, ScoreBackend(), with_(mode="batched"), lockstep, progress=False)
+    assert [r["query"]["qid"] for r in iter_jsonl(lockstep / "rankings.jsonl")] == ["a", "b"]  # group logged at its end
+    assert [(t["qid"], t["window"]) for t in iter_jsonl(lockstep / "traces.jsonl")] == [(t["qid"], t["window"]) for t in traces]
 
 
 def test_interrupt_then_resume_gives_the_same_result(tmp_path):
@@ -193,6 +217,91 @@ def test_resume_survives_a_torn_log_line(tmp_path):
     assert [r["query"]["qid"] for r in iter_jsonl(log)] == ["a", "b"]
 
 
+# --- pipelined windows -------------------------------------------------------------------------
+
+
+class OutOfOrderBackend(ScoreBackend):
+    """A backend with its own pipeline that finishes one request per ``wait``, the most recently
+    submitted first: the opposite of lock-step. ``events`` logs (query index, requests already in
+    flight) at each submission; ``cancelled`` what ``close`` found still in flight."""
+
+    def __init__(self, fail_after=None):
+        super().__init__(fail_after)
+        self.events, self.cancelled = [], None
+
+    def pipeline(self, config, prefill):
+        backend = self
+
+        class Stack(Pipeline):
+            def __init__(self):
+                super().__init__(config, prefill)
+                self.stack = []
+
+            def _submit(self, key, conversation, index):
+                backend.events.append((key, len(self.stack)))
+                self.stack.append((key, conversation))
+
+            def wait(self):
+                if not self.stack:
+                    return []
+                key, conversation = self.stack.pop()
+                return [(key, backend.generate([conversation], config, prefill)[0])]
+
+            @property
+            def in_flight(self):
+                return len(self.stack)
+
+            def close(self):
+                backend.cancelled = len(self.stack)
+                self.stack = []
+
+        return Stack()
+
+
+def four_queries():
+    return [make_ranking(f"q{i}", [(7 * i + 3 * j) % 11 for j in range(25)]) for i in range(4)]  # 4 windows each
+
+
+def test_pipelined_windows_do_not_wait_for_other_queries():
+    rankings = four_queries()
+    expected = rerank(rankings, ScoreBackend(), with_(mode="sequential"), progress=False)
+    backend = OutOfOrderBackend()
+    got = rerank(rankings, backend, with_(mode="pipelined", group_size=3), progress=False)
+    assert [r.docids for r in got] == [r.docids for r in expected]  # completion order changes nothing
+    keys = [key for key, _ in backend.events]
+    assert max(flying for _, flying in backend.events) == 2  # never more than 3 queries in flight
+    # q2, submitted last, finishes first and goes on while q0 and q1 still wait for their first reply
+    assert keys[:4] == [0, 1, 2, 2] and keys.count(2) == 4 and keys.index(3) < keys.index(1, 2)
+    assert backend.cancelled == 0  # nothing left in flight at the end
+
+
+def test_pipelined_interrupt_cancels_what_is_in_flight_and_resumes(tmp_path):
+    rankings = four_queries()
+    config = with_(group_size=2)  # mode None: pipelined, the default of every backend
+    expected = rerank(rankings, ScoreBackend(), config, progress=False)
+    interrupted = OutOfOrderBackend(fail_after=6)
+    with pytest.raises(KeyboardInterrupt):
+        rerank(rankings, interrupted, config, tmp_path, progress=False)
+    assert interrupted.cancelled == 1  # q0's window, submitted but never answered, was cancelled
+    logged = [r["query"]["qid"] for r in iter_jsonl(tmp_path / "rankings.jsonl")]
+    assert logged == ["q1"]  # q1 ran ahead of q0 and finished
+    backend = ScoreBackend()
+    resumed = rerank(rankings, backend, config, tmp_path, progress=False)
+    assert sum(backend.calls) == 12 and [r.docids for r in resumed] == [r.docids for r in expected]
+    traces = list(iter_jsonl(tmp_path / "traces.jsonl"))
+    assert len(traces) == 16 and len({(t["qid"], tuple(t["window"])) for t in traces}) == 16
+
+
+def test_default_mode_and_config_for_backend():
+    backend = ScoreBackend()
+    for name in ("hf", "vllm", "openai", "scripted"):
+        backend.name = name
+        assert default_mode(backend) == "pipelined"
+    filled = config_for_backend(with_(mode=None, batch_size=None), backend)
+    assert (filled.mode, filled.batch_size) == ("pipelined", 8)
+    assert config_for_backend(with_(mode="batched"), backend).mode == "batched"  # asked for: kept
+
+
 # --- the run folder: rerank_benchmark ----------------------------------------------------------
 
 
@@ -211,6 +320,7 @@ def test_rerank_benchmark_owns_the_whole_folder(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == {k: v for k, v in run.summary.items()}  # what was written is what came back
     assert metrics["model_calls"] == 2 and metrics["complete_answers"] == 2 and metrics["judged_queries"] == 2
+    assert metrics["missing_queries"] == "zero"  # which queries the means are over
     assert metrics["reranked"]["nDCG@10"] == pytest.approx(1.0)  # the scripted backend ranks perfectly
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "rerank" and manifest["status"] == "done"
@@ -330,16 +440,21 @@ REAL = RerankConfig(top_k=10, window=5, step=3, template="compact", max_new_toke
 
 
 @pytest.mark.slow
-def test_batched_equals_sequential_with_the_bundled_model(bundled, tmp_path):
-    bench = small_benchmark(2)
-    batched = rerank(bench, bundled, REAL, tmp_path / "batched", progress=False)
-    sequential = rerank(bench, bundled, RerankConfig(**{**REAL.to_dict(), "stop": None, "mode": "sequential"}),
-                        tmp_path / "sequential", progress=False)  # fmt: skip
-    assert [r.docids for r in batched] == [r.docids for r in sequential]
-    b = [(t["qid"], t["window"], t["output"]) for t in iter_jsonl(tmp_path / "batched" / "traces.jsonl")]
-    s = [(t["qid"], t["window"], t["output"]) for t in iter_jsonl(tmp_path / "sequential" / "traces.jsonl")]
-    assert sorted(b) == sorted(s) and len(b) == 3 * len(bench.rankings)
-    assert all(out.startswith("<answer>[") for _, _, out in b)  # the compact prefill is in the text
+def test_pipelined_and_batched_equal_sequential_with_the_bundled_model(bundled, tmp_path):
+    """Greedy: the three modes give the same replies and rankings. Micro-batches of 2 over three
+    queries: pipelined, a query whose window is done joins the next micro-batch."""
+    bench = small_benchmark(3)
+    runs = {mode: rerank(bench, bundled, RerankConfig(**{**REAL.to_dict(), "stop": None, "mode": mode, "batch_size": 2}),
+                         tmp_path / mode, progress=False) for mode in ("sequential", "batched", "pipelined")}  # fmt: skip
+    traces = {mode: sorted((t["qid"], t["window"], t["output"]) for t in iter_jsonl(tmp_path / mode / "traces.jsonl"))
+              for mode in runs}  # fmt: skip
+    for mode in ("batched", "pipelined"):
+        assert [r.docids for r in runs[mode]] == [r.docids for r in runs["sequential"]], mode
+        assert traces[mode] == traces["sequential"], mode
+    assert len(traces["sequential"]) == 3 * len(bench.rankings)
+    assert all(out.startswith("<answer>[") for _, _, out in traces["pipelined"])  # the compact prefill is in the text
+    sizes = [t["call_size"] for t in iter_jsonl(tmp_path / "pipelined" / "traces.jsonl")]
+    assert sorted(sizes) == [1] + [2] * 8  # 9 windows: four full micro-batches, then q2's last window alone
 
 
 @pytest.mark.slow

@@ -95,7 +95,7 @@ def test_two_steps_then_the_run_is_a_policy_for_evaluate_sets(tmp_path, sample_s
 
     run = tmp_path / "sft"
     proc = run_cli("sft", "--preset", "cpu-tiny", "--data", sample_sets, "--steps", "2", "--out", run,
-                   "--set", "per_device_train_batch_size=2", "--set", "torch_threads=1", "--quiet")  # fmt: skip
+                   "--set", "per_device_train_batch_size=2", "--set", "torch_threads=1", "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fine-tuned 2 steps" in proc.stdout
 

@@ -55,7 +55,7 @@ def test_cpu_tiny_two_steps_with_resume(improvable_sets, tmp_path):
     out = tmp_path / "run"
     sets = [arg for setting in TEST_SETTINGS for arg in ("--set", setting)]
     argv = ["train", "--preset", "cpu-tiny", "--data", str(improvable_sets), "--out", str(out), "--steps", "1",
-            "--save-steps", "1", "--quiet", *sets]  # fmt: skip
+            "--save-steps", "1", "--no-progress", *sets]  # fmt: skip
     assert main(argv) == 0
 
     # Step 1: a checkpoint, one metrics record with TRL's keys, the completions with their rewards.
@@ -134,7 +134,7 @@ def test_cpu_tiny_vllm_colocate_two_steps(improvable_sets, tmp_path):
     out = tmp_path / "colocate"
     settings = [*TEST_SETTINGS, "use_vllm=true", "vllm_mode=colocate"]
     argv = ["train", "--preset", "cpu-tiny", "--data", str(improvable_sets), "--out", str(out), "--steps", "2",
-            "--save-steps", "100", "--quiet", *[arg for s in settings for arg in ("--set", s)]]  # fmt: skip
+            "--save-steps", "100", "--no-progress", *[arg for s in settings for arg in ("--set", s)]]  # fmt: skip
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
            "VLLM_HOST_IP": "127.0.0.1"}  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", _COLOCATE_CHILD, *argv], capture_output=True, text=True,

@@ -19,6 +19,7 @@ from rearank_kit import train_presets
 from rearank_kit.errors import KitError
 from rearank_kit.train_callbacks import MetricsLogger, RunMonitor, TrainingWarning
 from rearank_kit.train_presets import (
+    CPU_FIRSTPICK,
     CPU_TINY,
     GPU_SMALL,
     PAPER,
@@ -271,6 +272,36 @@ def test_prepare_refuses_wrong_set_size_and_long_prompts(sample_sets):
         prepare(dataclasses.replace(CPU_TINY, window=20), sample_sets)
     with pytest.raises(KitError, match="prompts are longer than max_prompt_length=50"):
         prepare(dataclasses.replace(CPU_TINY, max_prompt_length=50), sample_sets)
+
+
+def test_rotated_sets_sit_side_by_side_in_every_round(sample_sets, tmp_path):
+    from rearank_kit.train import prepare
+
+    config = dataclasses.replace(CPU_FIRSTPICK, template="compact", max_prompt_length=1024, max_steps=2)
+    plain = prepare(dataclasses.replace(config, rotate_sets=False), sample_sets).dataset
+    rotated = prepare(config, sample_sets).dataset
+    assert len(rotated) == 5 * len(plain)
+    by_id = {row["set_id"]: row for row in plain}
+    for i in range(0, len(rotated), 5):  # one set's five rotations, in a row
+        group = [rotated[i + k] for k in range(5)]
+        original = by_id[group[0]["set_id"].rsplit("-r", 1)[0]]
+        for k, row in enumerate(group):
+            assert row["set_id"] == f"{original['set_id']}-r{k}"
+            assert row["grades"] == original["grades"][k:] + original["grades"][:k]
+            assert row["ideal_grades"] == original["ideal_grades"]
+    assert sorted({r["set_id"].rsplit("-r", 1)[0] for r in rotated}) == sorted(by_id)
+    # TRL must not shuffle the rotations apart, and a round must hold whole groups of rotations.
+    assert config.to_grpo_config(str(tmp_path)).shuffle_dataset is False
+    assert CPU_TINY.to_grpo_config(str(tmp_path)).shuffle_dataset is True
+    with pytest.raises(KitError, match="a round holds 8 prompts, not a multiple of 5"):
+        plan(dataclasses.replace(config, per_device_train_batch_size=64))
+
+
+def test_cpu_firstpick_is_a_one_token_bandit_on_balanced_batches():
+    p = plan(CPU_FIRSTPICK)
+    assert (p.prompts_per_round, p.completions_per_step, p.steps_per_round) == (10, 80, 1)
+    assert CPU_FIRSTPICK.max_completion_length == 1 and CPU_FIRSTPICK.reward_mode == "difference"
+    assert CPU_FIRSTPICK.rotate_sets and CPU_FIRSTPICK.share_prompts and not CPU_FIRSTPICK.gradient_checkpointing
 
 
 def test_train_refuses_an_existing_run_without_resume(tmp_path, sample_sets):

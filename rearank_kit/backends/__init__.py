@@ -1,5 +1,6 @@
 """Generation backends: ``hf`` (transformers), ``vllm`` (offline engine) and ``openai`` (any
-OpenAI-compatible chat server). All share ``generate(conversations, config, prefill)``.
+OpenAI-compatible chat server). All share ``generate(conversations, config, prefill)``, and
+``pipeline(config, prefill)`` for requests submitted one by one and collected as they finish.
 
     from rearank_kit.backends import load_backend, GenerationConfig
     with load_backend("hf", model="smollm2-135m") as backend:
@@ -22,6 +23,7 @@ from rearank_kit.backends.base import (
     render_chat,
     validate_conversations,
 )
+from rearank_kit.backends.pipeline import MicroBatchPipeline, Pipeline, open_pipeline
 from rearank_kit.errors import KitError
 
 BACKENDS = ("hf", "vllm", "openai")
@@ -33,8 +35,11 @@ __all__ = [
     "Generation",
     "GenerationConfig",
     "Message",
+    "MicroBatchPipeline",
+    "Pipeline",
     "cut_at_stop",
     "load_backend",
+    "open_pipeline",
     "render_chat",
     "validate_conversations",
 ]

@@ -156,6 +156,14 @@ class Backend(ABC):
     ) -> list[Generation]:
         """The backend's own work, on validated, non-empty conversations."""
 
+    def pipeline(self, config: GenerationConfig | None = None, prefill: str | None = None) -> Any:
+        """Requests in flight, submitted one by one and collected as they finish
+        (``backends.pipeline``). Here: micro-batches of ``generate``; vllm and openai keep
+        requests running concurrently."""
+        from rearank_kit.backends.pipeline import MicroBatchPipeline
+
+        return MicroBatchPipeline(self.generate, config, prefill)
+
     def encode(self, conversation: Conversation, prefill: str | None = None) -> list[int]:
         """Token ids of the prompt a local model sees (``render_chat``; the chat template already
         holds the special tokens), for backends that hold a ``tokenizer``."""

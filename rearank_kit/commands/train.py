@@ -19,35 +19,58 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rearank_kit.commands._common import deprecated
+
 HELP = "train a reranker with GRPO (presets cpu-tiny, gpu-small, paper)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="cpu-tiny", help="cpu-tiny (default), gpu-small or paper")
+    from rearank_kit.train_presets import PRESETS
+
+    p.add_argument("--preset", default="cpu-tiny", choices=list(PRESETS), help="training preset (default: cpu-tiny)")
     p.add_argument("--data", help="augmented sets folder (rearank-kit augment --out)")
     p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, the adapter)")
     p.add_argument("--steps", type=int, help="optimizer steps (the preset's max_steps otherwise)")
     p.add_argument("--model", help="base model: preset name, folder or hub id (the preset's otherwise)")
     p.add_argument("--seed", type=int, help="random seed (default: the preset's, 0)")
     p.add_argument("--save-steps", type=int, help="save a checkpoint every N steps")
+    p.add_argument("--config", metavar="FILE.yaml",
+                   help="YAML settings on top of the preset: TrainConfig fields and any trl.GRPOConfig field "
+                        "(parsed by TRL's parser); --set and the flags above win over it")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change any TrainConfig field, e.g. --set beta=0.01 (repeatable)")
+    p.add_argument("--report-to", help="trackers: tensorboard, trackio (both offline), wandb, or a comma list "
+                                       "(default: none; metrics.jsonl is always written)")
+    p.add_argument("--run-name", help="the run's name in the trackers (default: the --out folder's name)")
+    p.add_argument("--project", help="the trackers' project name")
+    p.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                   help="after training, export the merged model with its model card and upload it to this "
+                        "Hugging Face repository (needs a network and a token)")
+    p.add_argument("--hub-private", action="store_true", help="create the --push-to-hub repository private")
+    p.add_argument("--heldout", action="append", default=[], metavar="EVAL_DIR",
+                   help="evaluate-sets folders whose results go into the pushed model card (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--dry-run", action="store_true",
                    help="load the data and tokenizer, run the pre-flight checks, print the plan, train nothing")
     p.add_argument("--show-config", action="store_true", help="print the resulting config and batch plan, then exit")
-    p.add_argument("--quiet", action="store_true", help="no per-step line on stderr")
+    p.add_argument("--no-progress", action="store_true", help="no per-step line on stderr")
+    deprecated(p, "--quiet", "--no-progress", dest="no_progress", flag=True)
 
 
 def build_config(args: argparse.Namespace):
-    from rearank_kit.train_presets import apply_overrides, get_preset, parse_set_args
+    from rearank_kit.train_presets import apply_overrides, get_preset, load_config_file, parse_set_args
 
+    base = get_preset(args.preset)
+    if getattr(args, "config", None):
+        base = load_config_file(args.config, base)
     overrides = parse_set_args(args.overrides)
-    for flag, key in (("steps", "max_steps"), ("model", "model"), ("seed", "seed"), ("save_steps", "save_steps")):
+    flags = (("steps", "max_steps"), ("model", "model"), ("seed", "seed"), ("save_steps", "save_steps"),
+             ("report_to", "report_to"), ("run_name", "run_name"), ("project", "project"))
+    for flag, key in flags:
         value = getattr(args, flag, None)
         if value is not None:
             overrides[key] = value
-    return apply_overrides(get_preset(args.preset), overrides)
+    return apply_overrides(base, overrides)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,16 +92,25 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise KitError("--out is required (the run folder)")
+    if args.push_to_hub:
+        from rearank_kit.export import check_repo_id
+
+        check_repo_id(args.push_to_hub)  # before hours of training, not after
 
     from rearank_kit.train import train
 
-    result = train(config, args.data, args.out, resume=args.resume, echo=not args.quiet)
+    result = train(config, args.data, args.out, resume=args.resume, echo=not args.no_progress)
     last = result.records[-1] if result.records else {}
     reward = f", last reward {last['reward']:.3f}" if isinstance(last.get("reward"), (int, float)) else ""
     print(f"trained {result.steps} steps in {result.seconds:.0f} s (peak memory {result.peak_rss_mb / 1024:.1f} GiB)"
           f"{reward} -> {result.out}")
     if result.warnings:
         print(f"{len(result.warnings)} warning(s): see 'warnings' in {result.out}/metrics.jsonl", file=sys.stderr)
+    if args.push_to_hub:
+        from rearank_kit.export import push_to_hub
+
+        url = push_to_hub(result.out, args.push_to_hub, heldout=args.heldout, private=args.hub_private)
+        print(f"pushed the merged model and its model card to {url}")
     return 0
 
 

@@ -1,0 +1,108 @@
+"""How long each tutorial notebook takes, executed top to bottom as CI executes it (nbmake).
+
+The course's budget (issue "The notebooks as a course"): each notebook within 3 minutes in smoke
+mode, all of them within 10 minutes on 2 CPU cores, and the GRPO-from-scratch training of
+notebook 07 within a minute in full mode. This runs each notebook in its own pytest process
+(``pytest --nbmake``), one at a time, with ``OMP_NUM_THREADS=1`` as CI's busy cores want, and
+records the wall time and the load average before and after each, since other jobs on a shared
+machine move every number. ``--scratch`` also times the from-scratch training in full mode (the
+``train_scratch`` call of notebook 07 on DL21 sets of 20, when the data is there).
+
+    .venv/bin/python benchmarks/notebooks.py                      # every notebook, smoke mode
+    .venv/bin/python benchmarks/notebooks.py 00_quickstart 07_grpo_from_scratch --scratch
+    .venv/bin/python benchmarks/notebooks.py --json benchmarks/results/notebooks.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SMOKE_LIMIT_S = 180  # per notebook
+TOTAL_LIMIT_S = 600  # all of them
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run_notebook(name: str, timeout: int) -> dict:
+    path = REPO / "notebooks" / f"{name}.ipynb"
+    env = {**os.environ, "REARANK_KIT_SMOKE": "1", "OMP_NUM_THREADS": "1"}
+    before = load_average()
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake",
+                           f"--nbmake-timeout={timeout}", str(path)], cwd=REPO, env=env, capture_output=True,
+                          text=True)  # fmt: skip
+    seconds = time.perf_counter() - start
+    return {"notebook": name, "seconds": round(seconds, 1), "passed": proc.returncode == 0,
+            "load_before": before, "load_after": load_average(),
+            "tail": "" if proc.returncode == 0 else proc.stdout[-1500:]}  # fmt: skip
+
+
+def time_scratch() -> dict:
+    """Notebook 07's from-scratch training in full mode (150 rounds), in this process."""
+    import torch
+
+    from rearank_kit.augment import AugmentConfig, augment
+    from rearank_kit.data import load_benchmark
+    from rearank_kit.grpo_scratch import ScratchConfig, scratch_sets, train_scratch
+    from rearank_kit.notebook import benchmark_or_sample
+
+    torch.set_num_threads(1)
+    data = benchmark_or_sample("dl21")
+    window = 5 if data == "sample" else 20
+    before = load_average()
+    start = time.perf_counter()
+    rows = augment(load_benchmark(data, top_k=100), AugmentConfig(samples_per_query=20, window=window, seed=0)).rows
+    run = train_scratch(scratch_sets(rows), ScratchConfig(rounds=150))
+    return {"data": data, "window": window, "sets": len(rows), "train_seconds": round(run.seconds, 1),
+            "with_data_seconds": round(time.perf_counter() - start, 1),
+            "reward_first_20": round(float(run.history["reward"].iloc[:20].mean()), 3),
+            "reward_last_20": round(float(run.history["reward"].iloc[-20:].mean()), 3),
+            "load_before": before, "load_after": load_average()}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="NN_name stems (default: every notebook)")
+    parser.add_argument("--timeout", type=int, default=900, help="nbmake's per-cell limit, seconds")
+    parser.add_argument("--scratch", action="store_true", help="also time notebook 07's training in full mode")
+    parser.add_argument("--json", metavar="FILE", help="write the results here")
+    args = parser.parse_args(argv)
+    names = args.notebooks or sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    results = []
+    for name in names:
+        result = run_notebook(name, args.timeout)
+        results.append(result)
+        flag = "" if result["seconds"] <= SMOKE_LIMIT_S else f"  over {SMOKE_LIMIT_S} s"
+        print(f"{name:<32} {result['seconds']:>7.1f} s  {'ok' if result['passed'] else 'FAILED'}  "
+              f"load {result['load_before']} -> {result['load_after']}{flag}", flush=True)  # fmt: skip
+        if result["tail"]:
+            print(result["tail"])
+    total = sum(r["seconds"] for r in results)
+    print(f"{'all':<32} {total:>7.1f} s  ({'within' if total <= TOTAL_LIMIT_S else 'over'} {TOTAL_LIMIT_S} s)")
+    report = {"cpu_count": os.cpu_count(), "notebooks": results, "total_seconds": round(total, 1)}
+    if args.scratch:
+        report["scratch"] = time_scratch()
+        print("notebook 07, from-scratch training in full mode:", report["scratch"])
+    if args.json:
+        from rearank_kit.files import write_json
+        from rearank_kit.manifest import build_manifest
+
+        write_json(args.json, {**build_manifest("benchmark", script="benchmarks/notebooks.py"), **report})
+    return 0 if all(r["passed"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
