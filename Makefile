@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.rearank-kit-installed
 # Extras a CPU machine can run; `gpu` (CUDA vLLM) is for GPU machines: pip install -e '.[gpu]'.
 EXTRAS ?= retrieval,notebooks,dev,cpu-vllm,tracking
 
-.PHONY: setup demo test lint bench clean-venv
+.PHONY: setup demo test test-extended lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -34,7 +34,11 @@ demo: setup
 # One pytest run: the unit/integration tests and every notebook, executed top to bottom in smoke
 # mode (REARANK_KIT_SMOKE=1: bundled model, 2-3 queries, 1-2 training steps).
 test: setup
-	REARANK_KIT_SMOKE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=900 tests notebooks
+	REARANK_KIT_SMOKE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=900 -m "not extended" --durations=25 tests notebooks
+
+# The tests too slow for every run (vLLM training and LoRA serving on the CPU, minutes each).
+test-extended: setup
+	REARANK_KIT_SMOKE=1 $(PY) -m pytest -q -m extended tests
 
 lint: setup
 	$(VENV)/bin/ruff check rearank_kit tests benchmarks notebooks

@@ -125,6 +125,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.vllm
+@pytest.mark.extended  # about 6 minutes: vLLM colocated with the trainer on the CPU
 def test_cpu_tiny_vllm_colocate_two_steps(improvable_sets, tmp_path):
     import os
     import subprocess
