@@ -87,7 +87,7 @@ print((REFERENCE / "README.md").read_text(encoding="utf-8") if (REFERENCE / "REA
 # | `kl` | distance from the starting model (only with `beta > 0`) | small, slowly rising |
 #
 # The reward panel draws the mean with a band of plus or minus `reward_std`, and each component.
-# A run trained with `beta = 0` (the `cpu-tiny` preset: no reference model, to save memory) computes
+# A run trained with `beta = 0` (the CPU presets: no reference model, to save memory) computes
 # no KL, so its KL panel is left out below rather than drawn empty; the GPU presets use the
 # paper's `beta = 0.01` and get one. The paper's own curves exist only as figures: the dotted
 # purple lines are what it reports for a 7B model (`paper.reference_lines`), a scale to read ours
@@ -186,8 +186,8 @@ save_figure(dashboard, RUN / "dashboard.png", {"runs": {name: df.attrs.get("sour
 # `reward` and `reward_std` are averages. `completions.jsonl` keeps every completion's reward, so
 # each step's groups can be seen whole: a dot per completion, a bar per group's range. A step whose
 # groups are single points (red cross) has zero spread: every completion got the same reward, every
-# advantage is 0, and the step changed nothing. (The reference run keeps a sample of 13 completions;
-# a fresh run from notebook 03 keeps all of them.)
+# advantage is 0, and the step changed nothing. (The reference run keeps the 800 completions of
+# steps 1, 2, 30, 59 and 60; a fresh run from notebook 03 keeps all of them.)
 
 # %%
 from rearank_kit.plots import plot_reward_spread, reward_spread
