@@ -186,7 +186,7 @@ save_figure(dashboard, RUN / "dashboard.png", {"runs": {name: df.attrs.get("sour
 # `reward` and `reward_std` are averages. `completions.jsonl` keeps every completion's reward, so
 # each step's groups can be seen whole: a dot per completion, a bar per group's range. A step whose
 # groups are single points (red cross) has zero spread: every completion got the same reward, every
-# advantage is 0, and the step changed nothing. (The reference run keeps the 800 completions of
+# advantage is 0, and the step changed nothing. (The reference run keeps the 400 completions of
 # steps 1, 2, 30, 59 and 60; a fresh run from notebook 03 keeps all of them.)
 
 # %%
