@@ -19,28 +19,20 @@ Everything is written into a temporary folder and renamed into place at the end.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from rearank_kit.errors import KitError
-from rearank_kit.files import atomic_write_text, publish_folder, staged_folder, write_json
+from rearank_kit.files import atomic_write_text, publish_folder, read_json, staged_folder, write_json
 from rearank_kit.policy import EXPORT_RECORD, resolve_policy
 from rearank_kit.stats import format_interval
-
-
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise KitError(f"{path}: unreadable ({exc})") from None
 
 
 def heldout_summary(folder: str | os.PathLike) -> dict[str, Any]:
     """The figures of an ``evaluate-sets`` folder that a model card reports."""
     folder = Path(folder)
-    m = _read(folder / "metrics.json")
+    m = read_json(folder / "metrics.json")
     for key in ("split", "sets", "queries", "rank_reward", "ndcg10_initial", "ndcg10_reranked", "vs_initial_order"):
         if key not in m:
             raise KitError(f"{folder / 'metrics.json'}: field {key!r} is missing; is this an evaluate-sets folder?")
@@ -129,7 +121,7 @@ def export_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     from rearank_kit.prompts import load_template
 
     template = load_template(policy.template)
-    manifest = _read(Path(policy.record))
+    manifest = read_json(Path(policy.record))
     return {
         "name": Path(run_dir).name, "base_model": manifest.get("model"), "template": policy.template,
         "template_hash": template.hash, "prefill": template.prefill, "lenient": policy.lenient,

@@ -153,6 +153,21 @@ def read_jsonl(path: str | os.PathLike, *, skip_torn_tail: bool = True) -> Jsonl
     return result
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's content; a DataError naming the file (and the line) when it cannot be read or parsed."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
 def iter_jsonl(path: str | os.PathLike, *, skip_torn_tail: bool = True) -> Iterator[dict]:
     """Records of a log that may not exist yet (nothing then); see ``read_jsonl``."""
     if Path(path).exists():

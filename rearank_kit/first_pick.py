@@ -109,7 +109,8 @@ def no_learning_band(model: Any, run_dir: str | os.PathLike, sets_dir: str | os.
     ``draws`` times; each draw's mean reward is one "step without learning". Returns one record per
     step: ``{"step", "expected", "q05", "q50", "q95"}`` (for the default quantiles). A trained
     run's curve that leaves this band and stays out has learned something the base model lacked;
-    one that stays inside shows noise.
+    one that stays inside shows noise. The draws are over the passage identifiers only: the rare
+    sampled token that names none (a reply that keeps the given order, reward 0) is left out.
     """
     import numpy as np
 

@@ -22,7 +22,6 @@ every template that differs from the model's own.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rearank_kit.errors import KitError
+from rearank_kit.files import read_json
 
 EXPORT_RECORD = "rearank_kit.json"  # what `rearank-kit export` writes beside the merged weights
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
@@ -59,13 +59,6 @@ class Policy:
         return self.adapter or self.base
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise KitError(f"{path}: unreadable ({exc})") from None
-
-
 def _field(record: dict, name: str, path: Path):
     if name not in record:
         raise KitError(f"{path}: field {name!r} is missing; was this folder written by `rearank-kit train`?")
@@ -92,7 +85,7 @@ def _weights_in(folder: Path) -> str:
 def _check_adapter_base(adapter: Path, manifest: dict, manifest_path: Path) -> None:
     """The adapter must belong to the run's base model: a LoRA of another model loads silently wrong."""
     config_path = adapter / "adapter_config.json"
-    base = _read_json(config_path).get("base_model_name_or_path")
+    base = read_json(config_path).get("base_model_name_or_path")
     # Both were written on the training machine: the adapter records the base's folder there, the
     # manifest the same folder as model_source.
     recorded = manifest.get("model_source")
@@ -107,7 +100,7 @@ def _check_adapter_base(adapter: Path, manifest: dict, manifest_path: Path) -> N
 
 def _from_run(folder: Path, run_dir: Path, name: str) -> Policy:
     manifest_path = run_dir / "manifest.json"
-    manifest = _read_json(manifest_path)
+    manifest = read_json(manifest_path)
     if manifest.get("kind") != "train":
         raise KitError(f"{manifest_path}: field 'kind' is {manifest.get('kind')!r}, not 'train': not a training run")
     config = _field(manifest, "config", manifest_path)
@@ -135,7 +128,7 @@ def _from_run(folder: Path, run_dir: Path, name: str) -> Policy:
 
 def _from_export(folder: Path, name: str) -> Policy:
     path = folder / EXPORT_RECORD
-    record = _read_json(path)
+    record = read_json(path)
     return Policy(
         name=name, base=str(folder), adapter=None, template=str(_field(record, "template", path)),
         lenient=bool(_field(record, "lenient", path)), window=record.get("window"), trained=True,

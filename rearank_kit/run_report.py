@@ -18,7 +18,6 @@ a filtered view is a link, and the browser test drives them that way (``tests/te
 from __future__ import annotations
 
 import html
-import json
 import os
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from rearank_kit.errors import KitError
+from rearank_kit.files import read_json
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#1f2328}
@@ -69,15 +69,6 @@ readHash(); apply();
 """
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise KitError(f"{path}: cannot read ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise KitError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-
-
 def _benchmark(run_dir: Path, manifest: dict, data: str | None):
     from rearank_kit.data import load_benchmark
 
@@ -118,7 +109,7 @@ def build_report(run_dir: str | os.PathLike, data: str | None = None, text: bool
     run_dir = Path(run_dir)
     if not (run_dir / "traces.jsonl").is_file():
         raise KitError(f"{run_dir}: no traces.jsonl here; is this a rerank run folder (rearank-kit rerank --out)?")
-    manifest = _read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
     bench, source = _benchmark(run_dir, manifest, data)
     table = lab_table(run_dir, bench)
     if not text:
@@ -126,7 +117,7 @@ def build_report(run_dir: str | os.PathLike, data: str | None = None, text: bool
         table["passages"] = [[None] * len(p) for p in table["passages"]]
     rankings = read_rankings_jsonl(run_dir / "rankings.jsonl") if (run_dir / "rankings.jsonl").is_file() else []
     per_query = _per_query(bench, rankings)
-    metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     esc = html.escape
 
     head = [("run", str(run_dir)), ("model", manifest.get("model")), ("template", manifest.get("template")),

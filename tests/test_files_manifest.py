@@ -16,6 +16,7 @@ from rearank_kit.files import (
     atomic_write_text,
     iter_jsonl,
     publish_folder,
+    read_json,
     read_jsonl,
     staged_folder,
     write_json,
@@ -109,6 +110,27 @@ def test_unreadable_jsonl_is_a_data_error(tmp_path):
     (tmp_path / "latin1.jsonl").write_bytes(b'{"a": "\xe9"}\n')
     with pytest.raises(DataError, match="not UTF-8"):
         read_jsonl(tmp_path / "latin1.jsonl")
+
+
+@pytest.mark.parametrize(
+    "label, content, message",
+    [
+        ("missing", None, r"missing\.json: cannot read"),
+        ("not utf-8", b'{"a": "\xe9"}', r"not utf-8\.json: not UTF-8"),
+        ("broken on line 3", b'{\n  "a": 1,\n  "b": }\n', r"broken on line 3\.json:3: invalid JSON"),
+    ],
+)
+def test_read_json_errors_name_the_file_and_line(tmp_path, label, content, message):
+    path = tmp_path / f"{label}.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_json(path)
+
+
+def test_read_json_round_trip(tmp_path):
+    write_json(tmp_path / "m.json", {"caf\u00e9": [1, 2]})
+    assert read_json(tmp_path / "m.json") == {"caf\u00e9": [1, 2]}
 
 
 def test_write_jsonl_round_trip_and_atomic_failure(tmp_path):
