@@ -389,7 +389,9 @@ def default_mode(backend: Any) -> str:
     """How windows go to ``backend`` when the config leaves it open (``mode=None``): "pipelined"
     for every backend. Under greedy decoding all modes give the same rankings (tested); pipelined
     never makes a window wait for another query's straggler, and logs each query as it finishes.
-    Its speed against lock-step is measured by ``benchmarks/rerank_vs_authors.py``.
+    Measured on 2 CPU cores (``benchmarks/rerank_vs_authors.py``, BENCHMARKS.md): as fast as
+    lock-step, within 3.5%, because there the work is prefill and the replies hit the same limit;
+    its gain, expected with long replies of varied length on a GPU, is not yet measured.
     """
     return "pipelined"
 

@@ -168,51 +168,57 @@ def test_hub_probe_respects_offline_mode(monkeypatch):
 
 
 @pytest.mark.slow
-def test_conversion_is_atomic_then_cached(monkeypatch, tmp_path):
-    """An interrupted conversion leaves nothing; a finished one is complete and reused (CLI too)."""
+def test_an_interrupted_conversion_leaves_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
-    target = tmp_path / "models" / "smollm2-135m-instruct"
 
     def interrupted(folder, target):
         assert any(folder.iterdir())  # the checkpoint was being written into the temporary folder
         raise KeyboardInterrupt
 
-    with monkeypatch.context() as m:
-        m.setattr(bundled, "publish_folder", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            models.prepare_bundled_model(quiet=True)
-    assert not target.exists()
+    monkeypatch.setattr(bundled, "publish_folder", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        models.prepare_bundled_model(quiet=True)
+    assert not (tmp_path / "models" / "smollm2-135m-instruct").exists()
     assert list((tmp_path / "models").iterdir()) == []  # no temporary folder left behind
 
-    path = models.prepare_bundled_model(quiet=True)
-    assert path == target
+
+def _check_converted(target: Path) -> None:
     for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json"):
         assert (target / name).is_file(), name
-    assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m-instruct"]
     config = json.loads((target / "config.json").read_text())
     assert config["dtype"] == "float32" and "quantization_config" not in config
     tok_config = json.loads((target / "tokenizer_config.json").read_text())
     assert tok_config["eos_token"] == "<|im_end|>" and tok_config["pad_token"] == "<|im_end|>"
     assert json.loads((target / "generation_config.json").read_text())["eos_token_id"] == 2
 
-    mask = os.umask(0)
-    os.umask(mask)
-    assert target.stat().st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's private 0700
-    assert (target / "config.json").stat().st_mode & 0o777 == 0o666 & ~mask
 
-    # Cached: the command (and the deprecated module form) print the folder without converting again.
+@pytest.mark.slow
+def test_the_prepared_model_is_complete_and_reused():
+    """The model `make setup` converted (or converted here once) is whole, and the command (and the
+    deprecated module form) print its folder without converting again."""
+    target = models.prepare_bundled_model(quiet=True)
+    _check_converted(target)
     stamp = (target / "model.safetensors").stat().st_mtime_ns
     for command, note in [(["rearank_kit.cli", "prepare"], False), (["rearank_kit.models", "prepare"], True)]:
-        proc = subprocess.run(
-            [sys.executable, "-m", *command],
-            cwd=REPO, capture_output=True, text=True, timeout=300,
-            env={**os.environ, "REARANK_KIT_CACHE": str(tmp_path)},
-        )  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == str(target)
         assert "Converting" not in proc.stderr
         assert ("deprecated; use `rearank-kit prepare`" in proc.stderr) is note
     assert (target / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.extended  # a whole conversion (about 40 s); CI's set-up converts the model too
+def test_a_fresh_conversion_is_complete_with_ordinary_permissions(monkeypatch, tmp_path):
+    monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
+    target = models.prepare_bundled_model(quiet=True)
+    assert target == tmp_path / "models" / "smollm2-135m-instruct"
+    _check_converted(target)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m-instruct"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's private 0700
+    assert (target / "config.json").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 @pytest.mark.slow

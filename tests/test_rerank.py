@@ -444,7 +444,8 @@ def test_pipelined_and_batched_equal_sequential_with_the_bundled_model(bundled, 
     """Greedy: the three modes give the same replies and rankings. Micro-batches of 2 over three
     queries: pipelined, a query whose window is done joins the next micro-batch."""
     bench = small_benchmark(3)
-    runs = {mode: rerank(bench, bundled, RerankConfig(**{**REAL.to_dict(), "stop": None, "mode": mode, "batch_size": 2}),
+    runs = {mode: rerank(bench, bundled, RerankConfig(**{**REAL.to_dict(), "stop": None, "mode": mode, "batch_size": 2,
+                                                    "max_new_tokens": 16}),
                          tmp_path / mode, progress=False) for mode in ("sequential", "batched", "pipelined")}  # fmt: skip
     traces = {mode: sorted((t["qid"], t["window"], t["output"]) for t in iter_jsonl(tmp_path / mode / "traces.jsonl"))
               for mode in runs}  # fmt: skip
