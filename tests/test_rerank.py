@@ -458,7 +458,7 @@ def test_pipelined_and_batched_equal_sequential_with_the_bundled_model(bundled, 
     assert sorted(sizes) == [1] + [2] * 8  # 9 windows: four full micro-batches, then q2's last window alone
 
 
-@pytest.mark.slow
+@pytest.mark.extended  # about 30 s; the scripted-backend resume tests above and the CLI's resume test cover it in make test
 def test_resume_with_the_bundled_model_reproduces_the_run(bundled, tmp_path):
     from rearank_kit.data import format_run
 
