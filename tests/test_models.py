@@ -169,6 +169,14 @@ def test_hub_probe_respects_offline_mode(monkeypatch):
 
 @pytest.mark.slow
 def test_an_interrupted_conversion_leaves_nothing(monkeypatch, tmp_path):
+    """Interrupted while the checkpoint is being written: nothing is left. The GGUF reading (half a
+    minute) is stood in for by loading the converted model; the whole conversion is
+    ``test_a_fresh_conversion_is_complete_with_ordinary_permissions`` (make test-extended)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    converted = models.prepare_bundled_model(quiet=True)
+    monkeypatch.setattr(bundled, "_convert", lambda gguf: (AutoModelForCausalLM.from_pretrained(converted),
+                                                           AutoTokenizer.from_pretrained(converted)))  # fmt: skip
     monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
 
     def interrupted(folder, target):
