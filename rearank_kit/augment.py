@@ -40,7 +40,6 @@ built in a temporary folder and renamed into place, so an interrupted run leaves
 
 from __future__ import annotations
 
-import json
 import os
 import zlib
 from collections import Counter
@@ -409,4 +408,6 @@ def read_summary(folder: str | os.PathLike) -> dict:
     path = Path(folder) / "summary.json"
     if not path.is_file():
         raise KitError(f"{path}: missing; is {folder} an augment output folder?")
-    return json.loads(path.read_text(encoding="utf-8"))
+    from rearank_kit.files import read_json
+
+    return read_json(path)

@@ -16,7 +16,6 @@ Matplotlib is imported only by the plotting functions.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -28,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from rearank_kit.errors import DataError, KitError
-from rearank_kit.files import read_jsonl
+from rearank_kit.files import read_json, read_jsonl
 
 TEXT_COLUMNS = ("warnings",)  # kept as they are; every other value is made a number (junk -> NaN)
 _COMPONENT = re.compile(r"^rewards/(.+)/mean$")
@@ -85,12 +84,7 @@ def read_trainer_state(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         path = path / "trainer_state.json"
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    state = read_json(path)
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list):
         raise DataError(f"{path}: no 'log_history' list (is this TRL's trainer_state.json?)")

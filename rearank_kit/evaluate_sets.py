@@ -29,7 +29,6 @@ interrupted run resumes with the same command; a folder made with other settings
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit.errors import KitError
-from rearank_kit.files import append_jsonl, iter_jsonl, write_json
+from rearank_kit.files import append_jsonl, iter_jsonl, read_json, write_json
 
 SETS_LOG = "sets.jsonl"
 SPLIT_ALIASES = {"heldout": "test", "held-out": "test", "val": "validation", "dev": "validation"}
@@ -207,7 +206,7 @@ def _check_resumable(out: Path, identity: dict[str, Any]) -> None:
         if (out / SETS_LOG).exists():
             raise KitError(f"{out}: has {SETS_LOG} but no manifest.json, so it cannot be resumed; use a new --out")
         return
-    old = json.loads(path.read_text(encoding="utf-8"))
+    old = read_json(path)
     if old.get("kind") != "evaluate-sets":
         raise KitError(f"{path}: holds a {old.get('kind')!r} output (field kind), not a set evaluation; use a new --out")
     diffs = [k for k in identity if old.get(k) != identity[k]]
