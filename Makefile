@@ -33,8 +33,14 @@ demo: setup
 
 # One pytest run: the unit/integration tests and every notebook, executed top to bottom in smoke
 # mode (REARANK_KIT_SMOKE=1: bundled model, 2-3 queries, 1-2 training steps).
+# Two workers (pytest-xdist), one thread each: most tests keep to one core (torch pinned to one
+# thread, subprocesses, pyserini's JVM), so a single pytest left CI's second core mostly idle
+# (29 min of CPU in 27 min of wall). OMP_NUM_THREADS=1 keeps two workers from oversubscribing two
+# cores. `--dist loadgroup`: the notebooks stay on one worker, in order (tests/conftest.py).
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: setup
-	REARANK_KIT_SMOKE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=900 -m "not extended" --durations=25 tests notebooks
+	OMP_NUM_THREADS=1 REARANK_KIT_SMOKE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --nbmake --nbmake-timeout=900 -m "not extended" --durations=25 tests notebooks
 
 # The tests too slow for every run (vLLM training and LoRA serving on the CPU, minutes each).
 test-extended: setup

@@ -21,7 +21,8 @@ Both sides build their prompts with the kit's templates (``rearank`` and ``rankg
 the authors' messages token for token, ``tests/test_prompts.py``) and read replies with the kit's
 parser, so every system sees the same windows: the script checks that the rankings, the prompt
 tokens and the generated tokens are equal, and reports wall time, windows/s, reply lengths and
-each kit system's ratio to ``authors-loop``. ``--repeats 2`` runs the systems in turn twice
+each kit system's ratio to ``authors-loop``, and from the reply lengths the fewest decoding steps
+each loop structure can take (``decode_steps``: what pipelining could save at most). ``--repeats 2`` runs the systems in turn twice
 (A B A B) and pairs the ratios. The load average is recorded before and after every system.
 That this baseline is as fast as the authors' own script is checked separately, by running their
 ``run_evaluation.py`` on the same queries (BENCHMARKS.md says how).
@@ -69,6 +70,7 @@ def authors_loop(bench, backend, template, config) -> tuple[list[list[str]], lis
     from rearank_kit.backends import render_chat
 
     params = SamplingParams(temperature=0.0, top_p=1.0, repetition_penalty=1.0, max_tokens=config.max_new_tokens)
+    forced = getattr(backend, "forced_lengths", None)
     lists = [list(r.candidates[: config.top_k]) for r in bench.rankings]
     calls = []
     for b in range(0, len(lists), AUTHORS_BATCH):
@@ -77,14 +79,16 @@ def authors_loop(bench, backend, template, config) -> tuple[list[list[str]], lis
         for k in range(max(len(p) for p in positions.values())):
             active = [i for i in batch if k < len(positions[i])]
             windows = [lists[i][slice(*positions[i][k])] for i in active]
-            texts = [render_chat(backend.tokenizer, template.messages(bench.rankings[i].query.text, [c.text for c in w]))
+            convs = [template.messages(bench.rankings[i].query.text, [c.text for c in w])
                      for i, w in zip(active, windows, strict=True)]  # fmt: skip
-            outputs = backend.llm.generate(texts, params, use_tqdm=False)
+            texts = [render_chat(backend.tokenizer, conv) for conv in convs]
+            outputs = backend.llm.generate(texts, [forced.params(c) for c in convs] if forced else params, use_tqdm=False)
             for i, window, out in zip(active, windows, outputs, strict=True):
                 start, end = positions[i][k]
                 order = parse_ranking(out.outputs[0].text, len(window)).order
                 lists[i][start:end] = [window[j] for j in order]
-                calls.append({"prompt_tokens": len(out.prompt_token_ids), "output_tokens": len(out.outputs[0].token_ids),
+                calls.append({"qid": bench.rankings[i].query.qid, "prompt_tokens": len(out.prompt_token_ids),
+                              "output_tokens": len(out.outputs[0].token_ids),
                               "finish_reason": "length" if out.outputs[0].finish_reason == "length" else "stop"})  # fmt: skip
     return [[c.docid for c in lst] for lst in lists], calls
 
@@ -94,6 +98,68 @@ def kit(bench, backend, template, config, mode) -> tuple[list[list[str]], list[d
     config = RerankConfig(**{**config.to_dict(), "mode": mode})
     rankings = rerank_queries(bench.rankings, backend, config, template, {}, None, False, on_trace=traces.append)
     return [r.docids[: config.top_k] for r in rankings], traces
+
+
+class ForcedLengths:
+    """Replies of a length fixed by their prompt, for a workload whose reply lengths vary.
+
+    The bundled model's greedy replies hardly vary in length (workload (b): 60 of 72 run to the
+    limit), so there is no straggler for lock-step windows to wait on. Reasoning replies do vary
+    (300 to 2,048 tokens for Rearank-7B); this stands in for them: every reply runs exactly ``n``
+    tokens (``min_tokens = max_tokens = n``, end-of-sequence ignored), ``n`` drawn from ``lo``-``hi``
+    by a checksum of the prompt's messages, so both loops generate the same tokens for the same
+    window. Installed on the backend (``install``), it replaces the sampling parameters of every
+    request the kit sends; ``authors_loop`` asks it for each prompt's parameters itself.
+    """
+
+    def __init__(self, backend, lo: int, hi: int) -> None:
+        import vllm
+
+        self.lo, self.hi, self._vllm = lo, hi, vllm
+        self._pending: list = []  # conversations encoded, in order, awaiting their parameters
+        encode = backend.encode
+
+        # Both of the backend's paths encode a prompt and then ask for its parameters, in the same
+        # order (all prompts of a call, then their parameters; or one request at a time).
+        def encode_and_note(conversation, prefill=None):
+            self._pending.append(conversation)
+            return encode(conversation, prefill)
+
+        backend.encode = encode_and_note
+        backend._sampling_params = lambda config, index: self.params(self._pending.pop(0))
+        backend.forced_lengths = self
+
+    def length(self, conversation) -> int:
+        import zlib
+
+        return self.lo + zlib.crc32(json.dumps(conversation).encode()) % (self.hi - self.lo + 1)
+
+    def params(self, conversation):
+        n = self.length(conversation)
+        return self._vllm.SamplingParams(temperature=0.0, max_tokens=n, min_tokens=n, ignore_eos=True)
+
+
+def decode_steps(calls: list[dict], batch: int = AUTHORS_BATCH) -> dict:
+    """The fewest decoding steps each loop structure can take, from the reply lengths alone.
+
+    A step of the engine gives every running reply one token, so a lock-step call lasts as many
+    steps as its longest reply: over a batch of queries that is the sum, over window positions, of
+    the longest reply at that position. A pipelined query waits only for its own replies, so the
+    whole run lasts at least the longest query's sum of reply lengths. Their ratio is the most
+    pipelining can save on decoding, whatever the engine; when one query's replies are the longest
+    at every position the two are equal and there is nothing to save. ``calls`` are in each
+    query's window order (as both loops produce them) and carry ``qid`` and ``output_tokens``.
+    """
+    lengths: dict[str, list[int]] = {}
+    for c in calls:
+        lengths.setdefault(c["qid"], []).append(c["output_tokens"])
+    queries = list(lengths.values())
+    lock_step = 0
+    for b in range(0, len(queries), batch):
+        group = queries[b : b + batch]
+        lock_step += sum(max(q[k] for q in group if k < len(q)) for k in range(max(map(len, group))))
+    chain = max(sum(q) for q in queries)
+    return {"lock_step": lock_step, "longest_query": chain, "ratio": round(chain / lock_step, 3)}
 
 
 def run_system(name, bench, backend, template, config) -> tuple[dict, list]:
@@ -115,6 +181,7 @@ def run_system(name, bench, backend, template, config) -> tuple[dict, list]:
         "prompt_tokens": sum(c["prompt_tokens"] for c in calls), "output_tokens": sum(lengths),
         "reply_tokens_min_median_max": [min(lengths), statistics.median(lengths), max(lengths)],
         "replies_at_limit": sum(1 for c in calls if c["finish_reason"] == "length"),
+        "decode_steps": decode_steps(calls),
         "load_before": before, "load_after": load(),
     }  # fmt: skip
     print(json.dumps(row), flush=True)
@@ -136,6 +203,8 @@ def compare(args) -> int:
     started = time.perf_counter()
     with load_backend("vllm", model=args.model) as backend:
         load_seconds = time.perf_counter() - started
+        if args.forced_lengths:
+            ForcedLengths(backend, *args.forced_lengths)
         # The engine's first long prefill costs tens of seconds once (measured: 37 s here): spend it
         # on every query's first window before any system is timed.
         first = [template.messages(r.query.text, [c.text for c in r.candidates[: args.window]]) for r in bench.rankings]
@@ -151,6 +220,7 @@ def compare(args) -> int:
     section = {
         "workload": args.workload, "queries": [r.query.qid for r in bench.rankings], "top_k": args.top_k,
         "window": args.window, "step": args.step, "max_new_tokens": config.max_new_tokens,
+        "forced_lengths": args.forced_lengths,
         "model_load_seconds": round(load_seconds, 1), "rows": rows,
         "same_rankings": all(r == rankings[systems[0]] for r in rankings.values()),
         "same_tokens": len({(r["prompt_tokens"], r["output_tokens"]) for r in rows}) == 1,
@@ -162,7 +232,9 @@ def compare(args) -> int:
     }  # fmt: skip
     out = Path(args.out)
     existing = json.loads(out.read_text()) if out.is_file() else {}
-    existing[args.workload if args.queries == 8 else f"{args.workload}-{args.queries}q"] = section
+    key = args.workload + ("" if args.queries == 8 else f"-{args.queries}q")
+    key += f"-forced-{args.forced_lengths[0]}-{args.forced_lengths[1]}" if args.forced_lengths else ""
+    existing[key] = section
     write_json(out, existing)
     print(json.dumps({k: section[k] for k in ("same_rankings", "same_tokens", "ratios_to_authors_loop")}, indent=2))
     print(f"wrote {out}")
@@ -195,6 +267,16 @@ def whole(args) -> int:
     return 0
 
 
+def lengths(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LO,HI (two whole numbers)") from None
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 <= LO <= HI")
+    return lo, hi
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("what", nargs="?", choices=("compare", "whole"), default="compare")
@@ -208,6 +290,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--systems", default="authors-loop,kit-pipelined", help=f"comma list of {', '.join(SYSTEMS)}")
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--forced-lengths", type=lengths, default=None, metavar="LO,HI",
+                   help="every reply runs exactly n tokens, n in LO-HI fixed by its prompt (ForcedLengths)")
     p.add_argument("--mode", default=None, help="whole: the kit's mode (default: the backend's)")
     p.add_argument("--out", default=None, help="compare: the results file; whole: the run folder")
     args = p.parse_args(argv)

@@ -50,3 +50,12 @@ def _run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subpr
 def run_cli():
     """``run_cli("eval", "--data", "sample")``: the real command line in a subprocess."""
     return _run_cli
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``make test`` runs two workers with ``--dist loadgroup``) the notebooks
+    run on one worker, one after another in their order, as a learner runs them: notebook 04
+    plots notebook 03's fresh run when it finds one, and must not find it half written."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
