@@ -2,6 +2,7 @@
 
     python benchmarks/rerank_vs_authors.py --workload rearank   # (a) the rearank template, 128 new tokens
     python benchmarks/rerank_vs_authors.py --workload rankgpt   # (b) rankgpt template: reply lengths vary
+    python benchmarks/rerank_vs_authors.py --workload rankgpt --queries 4 --forced-lengths 16,512   # (c)
     python benchmarks/rerank_vs_authors.py whole --workload rankgpt --out /tmp/kit-run   # the kit, whole command
 
 The workload of issue 14: 8 dl19 queries, BM25 top 100, window 20 / step 10 (9 windows a query,
@@ -22,8 +23,8 @@ the authors' messages token for token, ``tests/test_prompts.py``) and read repli
 parser, so every system sees the same windows: the script checks that the rankings, the prompt
 tokens and the generated tokens are equal, and reports wall time, windows/s, reply lengths and
 each kit system's ratio to ``authors-loop``, and from the reply lengths the fewest decoding steps
-each loop structure can take (``decode_steps``: what pipelining could save at most). ``--repeats 2`` runs the systems in turn twice
-(A B A B) and pairs the ratios. The load average is recorded before and after every system.
+each loop structure can take (``decode_steps``: what pipelining could save at most).
+``--repeats 2`` runs the systems in turn twice (A B A B) and pairs the ratios. The load average is recorded before and after every system.
 That this baseline is as fast as the authors' own script is checked separately, by running their
 ``run_evaluation.py`` on the same queries (BENCHMARKS.md says how).
 
@@ -108,8 +109,8 @@ class ForcedLengths:
     (300 to 2,048 tokens for Rearank-7B); this stands in for them: every reply runs exactly ``n``
     tokens (``min_tokens = max_tokens = n``, end-of-sequence ignored), ``n`` drawn from ``lo``-``hi``
     by a checksum of the prompt's messages, so both loops generate the same tokens for the same
-    window. Installed on the backend (``install``), it replaces the sampling parameters of every
-    request the kit sends; ``authors_loop`` asks it for each prompt's parameters itself.
+    window. Built on a backend, it replaces the sampling parameters of every request the kit sends
+    through it; ``authors_loop`` asks it for each prompt's parameters itself.
     """
 
     def __init__(self, backend, lo: int, hi: int) -> None:
@@ -203,12 +204,12 @@ def compare(args) -> int:
     started = time.perf_counter()
     with load_backend("vllm", model=args.model) as backend:
         load_seconds = time.perf_counter() - started
-        if args.forced_lengths:
-            ForcedLengths(backend, *args.forced_lengths)
         # The engine's first long prefill costs tens of seconds once (measured: 37 s here): spend it
         # on every query's first window before any system is timed.
         first = [template.messages(r.query.text, [c.text for c in r.candidates[: args.window]]) for r in bench.rankings]
         backend.generate(first, GenerationConfig(max_new_tokens=2))
+        if args.forced_lengths:
+            ForcedLengths(backend, *args.forced_lengths)
         rows, rankings = [], {}
         for repeat in range(args.repeats):
             for name in systems:
