@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _shared_data import use_shared_data  # noqa: E402
+
 from rearank_kit.data import BENCHMARK_FILES, load_benchmark  # noqa: E402
 from rearank_kit.errors import KitError  # noqa: E402
 from rearank_kit.files import write_json  # noqa: E402
@@ -125,8 +127,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     peer = args.workload == "peer"
-    if not os.environ.get("REARANK_KIT_DATA") and (ROOT.parent / "shared" / "data").is_dir():
-        os.environ["REARANK_KIT_DATA"] = str(ROOT.parent / "shared" / "data")
+    use_shared_data()
     backend_name = args.backend or ("vllm" if peer else "hf")
     template = load_template(args.template or ("rankgpt" if peer else "compact"))
     top_k = args.top_k or (100 if peer else 20)

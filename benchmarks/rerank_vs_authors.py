@@ -44,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _shared_data import use_shared_data  # noqa: E402
+
 from rearank_kit.data import BENCHMARK_FILES, load_benchmark  # noqa: E402
 from rearank_kit.files import write_json  # noqa: E402
 from rearank_kit.manifest import build_manifest, fingerprint_files  # noqa: E402
@@ -296,8 +298,7 @@ def main(argv=None) -> int:
     p.add_argument("--mode", default=None, help="whole: the kit's mode (default: the backend's)")
     p.add_argument("--out", default=None, help="compare: the results file; whole: the run folder")
     args = p.parse_args(argv)
-    if not os.environ.get("REARANK_KIT_DATA") and (ROOT.parent / "shared" / "data").is_dir():
-        os.environ["REARANK_KIT_DATA"] = str(ROOT.parent / "shared" / "data")
+    use_shared_data()
     if args.what == "whole":
         if not args.out:
             p.error("whole needs --out (the run folder)")

@@ -29,7 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+from _shared_data import use_shared_data
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "vllm_engine_settings.json"
 # (engine keyword arguments, environment variables); 4096 is vLLM's CPU default budget.
 SETTINGS = [
@@ -44,7 +47,6 @@ SETTINGS = [
 
 def one(engine_kwargs: dict) -> dict:
     """Time the workload on one engine built here (called in a fresh process by ``main``)."""
-    sys.path.insert(0, str(ROOT))
     from rearank_kit.backends import GenerationConfig, load_backend
     from rearank_kit.data import load_benchmark
     from rearank_kit.prompts import load_template
@@ -68,12 +70,10 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="one setting's engine arguments as JSON (run in this process)")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
-    if not os.environ.get("REARANK_KIT_DATA") and (ROOT.parent / "shared" / "data").is_dir():
-        os.environ["REARANK_KIT_DATA"] = str(ROOT.parent / "shared" / "data")
+    use_shared_data()
     if args.only is not None:
         print("RESULT " + json.dumps(one(json.loads(args.only))), flush=True)
         return 0
-    sys.path.insert(0, str(ROOT))
     from rearank_kit.files import write_json
     from rearank_kit.manifest import build_manifest
     from rearank_kit.prompts import load_template
