@@ -10,12 +10,12 @@ characters in the ``rearank`` template, 512 new tokens), batch sizes 1, 8, 32, 6
 generated tokens/s, prefill tokens/s, peak GPU memory, and decode throughput against the
 memory-bandwidth bound (bytes of weights, plus KV cache, read per decode step / HBM bandwidth).
 
-Pipelined vs lock-step windows (``rerank.py``'s modes) with the hf backend: queries of 30
+Pipelined vs lock-step windows (``rank/windows.py``'s modes) with the hf backend: queries of 30
 passages (two windows of 20, step 10) whose replies end at a length between 256 and 2,048 tokens,
 fixed per prompt (a logits processor forces the end-of-sequence token there), batch 8:
 windows/s in each mode, and whether both gave the same rankings.
 
-Training: 2 GRPO steps of ``rearank_kit.train`` with the 0.5B random model (bf16, gradient
+Training: 2 GRPO steps of ``rearank_kit.train.generative`` with the 0.5B random model (bf16, gradient
 checkpointing), LoRA and full fine-tuning: seconds per step and peak GPU memory.
 
     python benchmarks/gpu_check.py --out benchmarks/results/gpu_check.json     # on a CUDA machine
@@ -69,7 +69,7 @@ def build_model(shape: str, device: str, dtype):
 def bundled_tokenizer():
     from transformers import AutoTokenizer
 
-    from rearank_kit.models import prepare_bundled_model
+    from rearank_kit.rank.bundled import prepare_bundled_model
 
     tok = AutoTokenizer.from_pretrained(prepare_bundled_model())
     tok.padding_side = "left"
@@ -107,9 +107,9 @@ def decode_bound(n_params: int, batch: int, context: int, shape: dict, bandwidth
 def time_inference(model, tokenizer, batch_sizes, new_tokens: int, device: str, bandwidth: float | None, shape: dict):
     import torch
 
-    from rearank_kit.backends import GenerationConfig
-    from rearank_kit.backends.hf import HFBackend
-    from rearank_kit.prompts import load_template
+    from rearank_kit.core.prompts import load_template
+    from rearank_kit.rank.backends import GenerationConfig
+    from rearank_kit.rank.backends.hf import HFBackend
 
     template = load_template("rearank")
     backend = HFBackend.from_model(model, tokenizer, model_id="random-qwen2")
@@ -199,10 +199,11 @@ def time_pipelined(model, tokenizer, device: str, queries: int, lengths: tuple[i
     """The same windows in lock-step (``mode="batched"``) and pipelined: windows/s of each."""
     from transformers import LogitsProcessorList
 
-    from rearank_kit.backends.hf import HFBackend
-    from rearank_kit.data import Candidate, Query, Ranking
-    from rearank_kit.prompts import load_template
-    from rearank_kit.rerank import RerankConfig, rerank_queries
+    from rearank_kit.core.prompts import load_template
+    from rearank_kit.core.records import Candidate, Query, Ranking
+    from rearank_kit.rank.backends.hf import HFBackend
+    from rearank_kit.rank.settings import RerankConfig
+    from rearank_kit.rank.windows import rerank_queries
 
     template = load_template("rearank")
     rankings = []
@@ -255,9 +256,9 @@ def time_training(shape: str, device: str, tokenizer, work: Path, steps: int, ti
 
     import torch
 
-    from rearank_kit.augment import AugmentConfig, run_augment
-    from rearank_kit.train import train
-    from rearank_kit.train_presets import CPU_TINY
+    from rearank_kit.train.augment import AugmentConfig, run_augment
+    from rearank_kit.train.generative import train
+    from rearank_kit.train.presets import CPU_TINY
 
     dtype = torch.float32 if tiny else torch.bfloat16
     model_dir = work / f"model-{shape}"
@@ -348,7 +349,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from rearank_kit.manifest import build_manifest
+    from rearank_kit.core.manifest import build_manifest
 
     if not args.tiny and not torch.cuda.is_available():
         print("no CUDA device: run with --tiny on a CPU", file=sys.stderr)

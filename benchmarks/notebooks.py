@@ -54,10 +54,10 @@ def time_scratch() -> dict:
     """Notebook 07's from-scratch training in full mode (150 rounds), in this process."""
     import torch
 
-    from rearank_kit.augment import AugmentConfig, augment
-    from rearank_kit.data import load_benchmark
-    from rearank_kit.grpo_scratch import ScratchConfig, scratch_sets, train_scratch
-    from rearank_kit.notebook import benchmark_or_sample
+    from rearank_kit.course.grpo_scratch import ScratchConfig, scratch_sets, train_scratch
+    from rearank_kit.course.notebook import benchmark_or_sample
+    from rearank_kit.data.benchmarks import load_benchmark
+    from rearank_kit.train.augment import AugmentConfig, augment
 
     torch.set_num_threads(1)
     data = benchmark_or_sample("dl21")
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         report["scratch"] = time_scratch()
         print("notebook 07, from-scratch training in full mode:", report["scratch"])
     if args.json:
-        from rearank_kit.files import write_json
-        from rearank_kit.manifest import build_manifest
+        from rearank_kit.core.files import write_json
+        from rearank_kit.core.manifest import build_manifest
 
         write_json(args.json, {**build_manifest("benchmark", script="benchmarks/notebooks.py"), **report})
     return 0 if all(r["passed"] for r in results) else 1

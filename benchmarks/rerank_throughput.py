@@ -33,12 +33,14 @@ sys.path.insert(0, str(ROOT))
 
 from _shared_data import use_shared_data  # noqa: E402
 
-from rearank_kit.data import BENCHMARK_FILES, load_benchmark  # noqa: E402
-from rearank_kit.errors import KitError  # noqa: E402
-from rearank_kit.files import write_json  # noqa: E402
-from rearank_kit.manifest import build_manifest, fingerprint_files  # noqa: E402
-from rearank_kit.prompts import load_template  # noqa: E402
-from rearank_kit.rerank import RerankConfig, rerank  # noqa: E402
+from rearank_kit.core.errors import KitError  # noqa: E402
+from rearank_kit.core.files import write_json  # noqa: E402
+from rearank_kit.core.manifest import build_manifest, fingerprint_files  # noqa: E402
+from rearank_kit.core.prompts import load_template  # noqa: E402
+from rearank_kit.core.records import BENCHMARK_FILES  # noqa: E402
+from rearank_kit.data.benchmarks import load_benchmark  # noqa: E402
+from rearank_kit.rank.settings import RerankConfig  # noqa: E402
+from rearank_kit.rank.windows import rerank  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "rerank_throughput.json"
 PEERS_SECONDS = {"rearank-authors-code": 136, "rankllm": 159}
@@ -83,7 +85,7 @@ def timed(bench, backend, config) -> tuple[dict, list]:
 
 
 def _num_windows(bench, config) -> int:
-    from rearank_kit.rerank import window_positions
+    from rearank_kit.rank.windows import window_positions
 
     return sum(
         sum(1 for s, e in window_positions(min(len(r.candidates), config.top_k), config.window, config.step) if e - s > 1)
@@ -102,7 +104,7 @@ def _torch_threads() -> int | None:
 
 def warm_up(backend, config) -> None:
     """One tiny call first, so that one-off start-up costs are not charged to the first mode."""
-    from rearank_kit.rerank import rerank_one
+    from rearank_kit.rank.windows import rerank_one
 
     rerank_one("warm up", ["first passage", "second passage"], backend, config.template, max_new_tokens=4)
 
@@ -140,7 +142,7 @@ def main(argv=None) -> int:
     config = RerankConfig(top_k=top_k, window=args.window, step=args.step, template=template.name,
                           max_new_tokens=args.max_new_tokens, batch_size=args.batch_size).resolved(template)  # fmt: skip
 
-    from rearank_kit.backends import load_backend
+    from rearank_kit.rank.backends import load_backend
 
     load_before = os.getloadavg()
     started = time.perf_counter()

@@ -46,12 +46,14 @@ sys.path.insert(0, str(ROOT))
 
 from _shared_data import use_shared_data  # noqa: E402
 
-from rearank_kit.data import BENCHMARK_FILES, load_benchmark  # noqa: E402
-from rearank_kit.files import write_json  # noqa: E402
-from rearank_kit.manifest import build_manifest, fingerprint_files  # noqa: E402
-from rearank_kit.parsing import parse_ranking  # noqa: E402
-from rearank_kit.prompts import load_template  # noqa: E402
-from rearank_kit.rerank import RerankConfig, rerank_queries, window_positions  # noqa: E402
+from rearank_kit.core.files import write_json  # noqa: E402
+from rearank_kit.core.manifest import build_manifest, fingerprint_files  # noqa: E402
+from rearank_kit.core.parsing import parse_ranking  # noqa: E402
+from rearank_kit.core.prompts import load_template  # noqa: E402
+from rearank_kit.core.records import BENCHMARK_FILES  # noqa: E402
+from rearank_kit.data.benchmarks import load_benchmark  # noqa: E402
+from rearank_kit.rank.settings import RerankConfig  # noqa: E402
+from rearank_kit.rank.windows import rerank_queries, window_positions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "rerank_vs_authors.json"
 AUTHORS_BATCH = 16  # run_evaluation.py: 16 queries per batch on one GPU
@@ -70,7 +72,7 @@ def authors_loop(bench, backend, template, config) -> tuple[list[list[str]], lis
     of a batch of queries, text prompts, the next position after the slowest reply."""
     from vllm import SamplingParams
 
-    from rearank_kit.backends import render_chat
+    from rearank_kit.core.prompts import render_chat
 
     params = SamplingParams(temperature=0.0, top_p=1.0, repetition_penalty=1.0, max_tokens=config.max_new_tokens)
     forced = getattr(backend, "forced_lengths", None)
@@ -201,7 +203,7 @@ def compare(args) -> int:
     if unknown:
         print(f"error: unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}", file=sys.stderr)
         return 2
-    from rearank_kit.backends import GenerationConfig, load_backend
+    from rearank_kit.rank.backends import GenerationConfig, load_backend
 
     started = time.perf_counter()
     with load_backend("vllm", model=args.model) as backend:
@@ -260,7 +262,7 @@ def ratios(rows: list[dict]) -> dict[str, list[float]]:
 def whole(args) -> int:
     """What ``rearank-kit rerank --backend vllm`` does, with the backend's default mode: load the
     data and the engine, rerank into a run folder, evaluate."""
-    from rearank_kit.rerank_run import rerank_benchmark
+    from rearank_kit.rank.run import rerank_benchmark
 
     config = RerankConfig(top_k=args.top_k, window=args.window, step=args.step, template=args.workload,
                           max_new_tokens=args.max_new_tokens, mode=args.mode)  # fmt: skip

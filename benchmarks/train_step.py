@@ -1,7 +1,7 @@
 """Where a GRPO step's time goes on this machine: generation, reward, forward/backward, optimizer.
 
 The step time bounds how much learning fits into an hour on a CPU. This runs the real trainer
-(``rearank_kit.train.train``, TRL's GRPOTrainer) for a few steps of a preset and splits each step
+(``rearank_kit.train.generative.train``, TRL's GRPOTrainer) for a few steps of a preset and splits each step
 into phases by timing the trainer's own methods:
 
 * ``generate``: sampling the completions (``GRPOTrainer._generate``: transformers' ``generate``,
@@ -105,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the result to this file")
     args = ap.parse_args(argv)
 
-    import rearank_kit.train as train_module
-    from rearank_kit.augment import AugmentConfig, run_augment
-    from rearank_kit.train_presets import apply_overrides, get_preset, parse_set_args, plan
+    import rearank_kit.train.generative as train_module
+    from rearank_kit.train.augment import AugmentConfig, run_augment
+    from rearank_kit.train.overrides import apply_overrides, parse_set_args
+    from rearank_kit.train.preflight import plan
+    from rearank_kit.train.presets import get_preset
 
     overrides = {**parse_set_args(args.overrides), "max_steps": args.steps, "save_steps": 10_000}
     if args.threads:

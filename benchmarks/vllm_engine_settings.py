@@ -47,9 +47,9 @@ SETTINGS = [
 
 def one(engine_kwargs: dict) -> dict:
     """Time the workload on one engine built here (called in a fresh process by ``main``)."""
-    from rearank_kit.backends import GenerationConfig, load_backend
-    from rearank_kit.data import load_benchmark
-    from rearank_kit.prompts import load_template
+    from rearank_kit.core.prompts import load_template
+    from rearank_kit.data.benchmarks import load_benchmark
+    from rearank_kit.rank.backends import GenerationConfig, load_backend
 
     template = load_template("rearank")
     bench = load_benchmark("dl19", top_k=100).head(8)
@@ -74,9 +74,9 @@ def main(argv=None) -> int:
     if args.only is not None:
         print("RESULT " + json.dumps(one(json.loads(args.only))), flush=True)
         return 0
-    from rearank_kit.files import write_json
-    from rearank_kit.manifest import build_manifest
-    from rearank_kit.prompts import load_template
+    from rearank_kit.core.files import write_json
+    from rearank_kit.core.manifest import build_manifest
+    from rearank_kit.core.prompts import load_template
 
     rows = []
     for kwargs, env in SETTINGS:

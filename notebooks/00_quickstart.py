@@ -34,7 +34,7 @@
 # working, it does not rank well. Everything this notebook writes goes into its run folder, printed below.
 
 # %%
-from rearank_kit.notebook import describe_hardware, has_cuda, pick, run_folder, smoke
+from rearank_kit.course.notebook import describe_hardware, has_cuda, pick, run_folder, smoke
 
 RUN = run_folder("00_quickstart")  # the only folder this notebook writes to
 print(describe_hardware())
@@ -55,7 +55,7 @@ print("run folder:", RUN)
 # %%
 import pandas as pd
 
-from rearank_kit.data import load_benchmark
+from rearank_kit.data.benchmarks import load_benchmark
 
 DATA = "sample"  # the kit's 10 queries; with TREC DL data: benchmark_or_sample("dl19")
 TOP = pick(20, 10)  # passages shown to the model in one window (smoke mode: 10)
@@ -87,7 +87,7 @@ pd.DataFrame({
 #   `rearank` prompt; with `compact` it produces a parseable answer most of the time.
 
 # %%
-from rearank_kit.prompts import available_templates, load_template
+from rearank_kit.core.prompts import available_templates, load_template
 
 TEMPLATE = "compact"
 template = load_template(TEMPLATE)
@@ -114,8 +114,8 @@ print("\nIts last message:\n" + paper_prompt[-1]["content"])
 # per passage, a reasoning prompt up to 2,048.
 
 # %%
-from rearank_kit.backends import load_backend
-from rearank_kit.rerank import rerank_one
+from rearank_kit.rank.backends import load_backend
+from rearank_kit.rank.windows import rerank_one
 
 with load_backend("hf", model="smollm2-135m") as backend:  # leaving the block frees the model
     result = rerank_one(ranking.query.text, [c.text for c in ranking.candidates], backend,
@@ -135,7 +135,7 @@ print(f"\n{result.generation.prompt_tokens} prompt tokens, {result.generation.ou
 # (notebook 02) and the trace analysis (notebook 06) need to tell a clean answer from a repaired one.
 
 # %%
-from rearank_kit.parsing import format_ranking, parse_ranking
+from rearank_kit.core.parsing import format_ranking, parse_ranking
 
 parsed = result.parse
 print("read from:", parsed.source)
@@ -170,7 +170,7 @@ pd.DataFrame([
 # is a perfect top 10 and passages the first stage missed keep the score below 1.
 
 # %%
-from rearank_kit.metrics import ndcg_at_k
+from rearank_kit.core.metrics import ndcg_at_k
 
 reranked = ranking.reordered(result.order)
 bm25_ndcg = ndcg_at_k(ranking.docids, judgments, k=10)
@@ -189,7 +189,7 @@ pd.DataFrame({
 # %%
 import matplotlib.pyplot as plt
 
-from rearank_kit.plots import plot_rank_shift
+from rearank_kit.course.plots import plot_rank_shift
 
 fig, ax = plt.subplots(figsize=(5, 6))
 plot_rank_shift(ranking.docids, reranked.docids, judgments, ax=ax)
@@ -202,9 +202,9 @@ fig.savefig(RUN / "rank_shift.png", dpi=100, bbox_inches="tight")
 # more, the TREC DL convention for binary measures.
 
 # %%
-from rearank_kit.data import rankings_to_run
-from rearank_kit.files import write_json
-from rearank_kit.metrics import evaluate
+from rearank_kit.core.files import write_json
+from rearank_kit.core.metrics import evaluate
+from rearank_kit.core.records import rankings_to_run
 
 scores = pd.DataFrame({
     name: evaluate(rankings_to_run([r]), {QID: judgments}, ["nDCG@10", "RR(rel=2)@10"]).mean
@@ -227,8 +227,8 @@ scores
 # (notebooks 05 and 06).
 
 # %%
-from rearank_kit.plots import plot_windows
-from rearank_kit.rerank import window_positions
+from rearank_kit.course.plots import plot_windows
+from rearank_kit.rank.windows import window_positions
 
 print("top 100, window 20, step 10:", window_positions(100, 20, 10))
 print(f"top {TOP} (what this notebook used):", window_positions(TOP, 20, 10))
@@ -278,7 +278,7 @@ else:
 # when they disagree, shows the smallest case and a hint.
 
 # %%
-from rearank_kit.exercises import check_ndcg, check_window_positions
+from rearank_kit.course.exercises import check_ndcg, check_window_positions
 
 
 def my_ndcg_at_k(ranked_docids, judgments, k=10):

@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from rearank_kit.notebook import benchmark_or_sample, describe_hardware, pick, run_folder
+from rearank_kit.course.notebook import benchmark_or_sample, describe_hardware, pick, run_folder
 
 RUN = run_folder("01_data_augmentation")  # the only folder this notebook writes to
 DATA = benchmark_or_sample("dl21")
@@ -59,7 +59,7 @@ print("seed queries:", DATA, "| run folder:", RUN)
 # unjudged ones count as grade 0, as in trec_eval.
 
 # %%
-from rearank_kit.data import load_benchmark
+from rearank_kit.data.benchmarks import load_benchmark
 
 bench = load_benchmark(DATA, top_k=100)
 judged = [r for r in bench.rankings if bench.qrels.get(r.query.qid)]
@@ -77,7 +77,7 @@ per_query.describe().round(1)
 # %% [markdown]
 # ## 2. The recipe
 #
-# For every judged query (module docstring of `rearank_kit/augment.py`):
+# For every judged query (module docstring of `rearank_kit/train/augment.py`):
 #
 # 1. take its BM25 top-`pool` (100);
 # 2. draw `samples_per_query` sets (50) of `window` passages (20, the reranker's window) without
@@ -92,15 +92,15 @@ per_query.describe().round(1)
 # sets of 5 (a window of 20 would draw the same 20 passages every time).
 
 # %%
-from rearank_kit.augment import AugmentConfig
+from rearank_kit.train.augment import AugmentConfig
 
 WINDOW = 5 if DATA == "sample" else 20
 config = AugmentConfig(samples_per_query=pick(50, 10), window=WINDOW, seed=0)
 config
 
 # %%
-from rearank_kit.augment import augment, write_augmented
-from rearank_kit.explore import summary_table
+from rearank_kit.course.explore import summary_table
+from rearank_kit.train.augment import augment, write_augmented
 
 result = augment(bench, config)
 SETS_DIR = write_augmented(result, RUN / "sets", overwrite=True, bench=bench, config=config)
@@ -123,8 +123,8 @@ print(f".venv/bin/rearank-kit augment --data {DATA} --samples-per-query {config.
 # the prompt. Two sets of the same query share some passages and differ in others.
 
 # %%
-from rearank_kit.augment import load_sets
-from rearank_kit.explore import show_set
+from rearank_kit.course.explore import show_set
+from rearank_kit.train.augment import load_sets
 
 sets = load_sets(SETS_DIR)
 print(sets)
@@ -177,7 +177,7 @@ pd.DataFrame({
 # completion closes. The two histograms show that gap over all kept sets.
 
 # %%
-from rearank_kit.explore import ndcg_histogram
+from rearank_kit.course.explore import ndcg_histogram
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 ndcg_histogram(sets, ax=axes[0])

@@ -34,7 +34,7 @@
 # | full | CPU | seconds |
 # | GPU | not needed | |
 #
-# No model is loaded; the rewards are pure functions (`rearank_kit/rewards.py`).
+# No model is loaded; the rewards are pure functions (`rearank_kit/train/rewards.py`).
 
 # %%
 import matplotlib.pyplot as plt
@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from rearank_kit.notebook import describe_hardware, pick, run_folder
+from rearank_kit.course.notebook import describe_hardware, pick, run_folder
 
 RUN = run_folder("02_reward_design")  # the only folder this notebook writes to
 print(describe_hardware())
@@ -57,8 +57,8 @@ print("run folder:", RUN)
 # reach nDCG@10 = 1: `ideal_grades` holds *all* the query's grades, as in trec_eval.
 
 # %%
-from rearank_kit.parsing import format_ranking
-from rearank_kit.rewards import rank_scores
+from rearank_kit.core.parsing import format_ranking
+from rearank_kit.train.rewards import rank_scores
 
 TOY = {"grades": [0, 3, 0, 1, 2], "ideal_grades": [3, 2, 2, 1, 1, 0, 0]}
 best_order = sorted(range(5), key=lambda i: -TOY["grades"][i])
@@ -76,7 +76,7 @@ print(f"room to improve: S_best - S_init = {s_best - s_init:.4f}")
 # passage numbers scattered through its reasoning without ever learning to answer).
 
 # %%
-from rearank_kit.rewards import reward_breakdown
+from rearank_kit.train.rewards import reward_breakdown
 
 completions = {
     "best order, well formed": "<think>[2] answers the query, [5] helps, [4] is related.</think><answer>[2] > [5] > [4] > [1] > [3]</answer>",
@@ -116,7 +116,7 @@ worked
 # - **roomy**: the best passages are shown last.
 
 # %%
-from rearank_kit.rewards import MODES
+from rearank_kit.train.rewards import MODES
 
 SETS = {
     "easy": {"grades": [3, 2, 0, 1, 0], "ideal_grades": [3, 2, 1]},
@@ -153,7 +153,7 @@ ablation
 # reward puts the shown order at 0 and the best order at 1; note its scale below 0.
 
 # %%
-from rearank_kit.plots import plot_reward_landscape, reward_landscape
+from rearank_kit.course.plots import plot_reward_landscape, reward_landscape
 
 landscape = reward_landscape(TOY["grades"], TOY["ideal_grades"])
 landscape_axes = plot_reward_landscape(landscape)
@@ -175,7 +175,7 @@ landscape[list(MODES)].describe().round(3)
 # %%
 import torch
 
-from rearank_kit.grpo_scratch import group_advantages
+from rearank_kit.train.grpo import group_advantages
 
 group = ["best order, well formed", "swaps the top two", "unchanged order", "best order, no think"]
 totals = pd.DataFrame({
@@ -186,7 +186,7 @@ advantages = totals.apply(lambda col: pd.Series(group_advantages(torch.tensor(co
 pd.concat({"reward (total)": totals, "advantage": advantages}, axis=1).round(3)
 
 # %%
-from rearank_kit.plots import plot_group_advantages
+from rearank_kit.course.plots import plot_group_advantages
 
 group_ax = plot_group_advantages(totals["normalized"].tolist(), advantages["normalized"].tolist(),
                                  labels=["best", "swap", "unchanged", "no think"])
@@ -211,7 +211,7 @@ group_ax = plot_group_advantages(totals["normalized"].tolist(), advantages["norm
 # answer; the reward prepends the prefill before parsing.
 
 # %%
-from rearank_kit.explore import reward_table
+from rearank_kit.course.explore import reward_table
 
 cases = {
     "strict, answer only": dict(completion="<answer>[2] > [5] > [4] > [1] > [3]</answer>", lenient=False),
@@ -252,10 +252,10 @@ reward_table(my_completion, TOY)
 # brings such groups back to the common scale.
 
 # %%
-from rearank_kit.augment import AugmentConfig, augment
-from rearank_kit.data import load_benchmark
-from rearank_kit.explore import show_set
-from rearank_kit.rewards import rank_value
+from rearank_kit.course.explore import show_set
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.train.augment import AugmentConfig, augment
+from rearank_kit.train.rewards import rank_value
 
 real_sets = augment(load_benchmark("sample", top_k=20).head(3), AugmentConfig(samples_per_query=5, window=5)).rows
 improvable = [r for r in real_sets if r["best_ndcg"] - r["init_ndcg"] > 1e-9]
@@ -291,7 +291,7 @@ pd.concat({label: table.describe().round(3) for label, table in random_rewards.i
 # multi-process training) and their weights, `[0.8, 0.1, 0.1]`.
 
 # %%
-from rearank_kit.rewards import make_reward_funcs
+from rearank_kit.train.rewards import make_reward_funcs
 
 funcs, weights = make_reward_funcs(mode="normalized")
 batch = list(completions.values())
@@ -308,7 +308,7 @@ pd.DataFrame({f.__name__: f(batch, **columns) for f in funcs}, index=list(comple
 # nDCG@10 as `S` (section 1), and 0 when the set leaves no room to improve. Do not clip it.
 
 # %%
-from rearank_kit.exercises import check_advantages, check_reward
+from rearank_kit.course.exercises import check_advantages, check_reward
 
 
 def my_rank_reward(order, grades, ideal_grades):

@@ -9,7 +9,7 @@
 # likely, with an optional KL penalty (`beta`) that keeps it near the starting model. No critic, no
 # human preference data: the judged grades are the only supervision.
 #
-# The kit runs GRPO with TRL (the paper used verl); `rearank_kit/train_presets.py` maps the paper's
+# The kit runs GRPO with TRL (the paper used verl); `rearank_kit/train/presets.py` maps the paper's
 # settings onto TRL's and checks the batch arithmetic before any model is loaded.
 #
 # **What you will learn**
@@ -47,7 +47,7 @@ import shutil
 import pandas as pd
 from IPython.display import display
 
-from rearank_kit.notebook import benchmark_or_sample, describe_hardware, has_cuda, pick, run_folder, smoke
+from rearank_kit.course.notebook import benchmark_or_sample, describe_hardware, has_cuda, pick, run_folder, smoke
 
 RUN = run_folder("03_grpo_training")  # the only folder this notebook writes to
 DATA = benchmark_or_sample("dl21")
@@ -58,7 +58,7 @@ print("seed queries:", DATA, "| run folder:", RUN)
 # ## 1. Three presets
 #
 # A preset is a frozen `TrainConfig` dataclass; every field has a one-line reason in
-# `train_presets.py`. The fields that matter most, side by side:
+# `train/presets.py`. The fields that matter most, side by side:
 #
 # - **`paper`**: Qwen2.5-7B-Instruct, full fine-tuning on 8 GPUs, the `rearank` prompt on sets of 20,
 #   `G = 32` completions per prompt, 128 prompts per generation round, learning rate 1e-6, KL
@@ -76,7 +76,8 @@ print("seed queries:", DATA, "| run folder:", RUN)
 #   departure from the paper and the probe that motivated it.
 
 # %%
-from rearank_kit.train_presets import PRESETS, plan
+from rearank_kit.train.preflight import plan
+from rearank_kit.train.presets import PRESETS
 
 FIELDS = ["model", "template", "window", "lenient", "num_generations", "generation_batch_size",
           "per_device_train_batch_size", "gradient_accumulation_steps", "num_processes",
@@ -94,13 +95,14 @@ for name, cfg in PRESETS.items():
 # completion used once, about 160 steps in all. That is the on-policy reading of the paper's Eq. 3;
 # with one step per round the PPO clip never acts (notebook 07 shows why). The other reading, verl's
 # mini-batches of 8 prompts, gives 16 steps per round and is one `--set` away (the comment above
-# `PAPER` in `train_presets.py`). A group of `G` completions must never be split across generation
+# `PAPER` in `train/presets.py`). A group of `G` completions must never be split across generation
 # batches, or its mean and standard deviation would be wrong: `plan()` refuses such settings with the
 # numbers that would fit, and it refuses a temperature of 0, which cannot sample a group.
 
 # %%
-from rearank_kit.errors import KitError
-from rearank_kit.train_presets import CPU_FIRSTPICK, CPU_TINY, GPU_SMALL, PAPER, format_config
+from rearank_kit.core.errors import KitError
+from rearank_kit.train.presets import CPU_FIRSTPICK, CPU_TINY, GPU_SMALL, PAPER
+from rearank_kit.train.settings import format_config
 
 for change in ({"num_generations": 3}, {"temperature": 0.0}):
     try:
@@ -129,8 +131,8 @@ print(format_config(PAPER))
 # preference for a *passage* pays.
 
 # %%
-from rearank_kit.augment import AugmentConfig, augment, write_augmented
-from rearank_kit.data import load_benchmark
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.train.augment import AugmentConfig, augment, write_augmented
 
 CONFIG = dataclasses.replace(
     CPU_FIRSTPICK,
@@ -157,7 +159,7 @@ print(format_config(CONFIG))
 # prefill + completion.
 
 # %%
-from rearank_kit.train import prepare
+from rearank_kit.train.generative import prepare
 
 prepared = prepare(CONFIG, SETS)
 print(prepared.summary())
@@ -173,7 +175,7 @@ print("..." + prepared.dataset[0]["prompt"][-400:])
 # run folder is never mixed with another run, so we start from an empty one each time.
 
 # %%
-from rearank_kit.train import train
+from rearank_kit.train.generative import train
 
 OUT = RUN / "grpo"
 shutil.rmtree(OUT, ignore_errors=True)  # a fresh run every time this notebook runs
@@ -222,8 +224,8 @@ completions[["step", "set_id", "completion", "reward", "advantage"]
 # honest answer. The committed 60-step run's comparison is in notebook 05.
 
 # %%
-from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
-from rearank_kit.stats import format_interval
+from rearank_kit.core.stats import format_interval
+from rearank_kit.evaluation.heldout import SetEvalConfig, evaluate_sets
 
 EVAL = SetEvalConfig(split="test", per_query=pick(10, 2), max_new_tokens=1, ids_only=True, resamples=pick(10_000, 500))
 for folder in ("eval-base", "eval-trained"):
@@ -325,7 +327,7 @@ print("\npaper on 4 GPUs:", plan(dataclasses.replace(PAPER, num_processes=4, gra
 # ## Recap
 #
 # - GRPO samples a group of completions per prompt, rewards them, and makes the above-average ones
-#   more likely; TRL runs it, `train_presets.py` maps the paper's verl settings onto TRL's.
+#   more likely; TRL runs it, `train/presets.py` maps the paper's verl settings onto TRL's.
 # - Batch sizes count completions in TRL: a round of 128 prompts x 32 completions is 4,096, one
 #   optimizer step in the `paper` preset; `plan()` checks the arithmetic before any model loads.
 # - Pre-flight checks refuse runs that would fail or learn nothing (split groups, temperature 0,

@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rearank_kit.notebook import REPO_ROOT, describe_hardware, run_folder
+from rearank_kit.course.notebook import REPO_ROOT, describe_hardware, run_folder
 
 RUN = run_folder("04_reward_and_length_curves")  # the only folder this notebook writes to
 REFERENCE = REPO_ROOT / "data" / "runs" / "cpu-firstpick-dl21"
@@ -52,7 +52,7 @@ print("run folder:", RUN)
 # one row per step, with TRL's column names. A last line cut by an interrupted run is skipped.
 
 # %%
-from rearank_kit.curves import load_curves, reward_components
+from rearank_kit.analysis.curves import load_curves, reward_components
 
 runs = {"reference (cpu-firstpick, dl21)": load_curves(REFERENCE / "metrics.jsonl")}
 if (FRESH / "metrics.jsonl").is_file():
@@ -96,8 +96,8 @@ print((REFERENCE / "README.md").read_text(encoding="utf-8") if (REFERENCE / "REA
 # %%
 import json
 
-from rearank_kit.curves import add_reference_lines, plot_kl, plot_length, plot_reward, plot_zero_std
-from rearank_kit.paper import reference_lines
+from rearank_kit.analysis.curves import add_reference_lines, plot_kl, plot_length, plot_reward, plot_zero_std
+from rearank_kit.evaluation.paper import reference_lines
 
 ref_config = json.loads((REFERENCE / "manifest.json").read_text(encoding="utf-8")).get("config", {})
 BETA, MODE = ref_config.get("beta", 0.0), ref_config.get("reward_mode", "normalized")
@@ -128,8 +128,8 @@ print(f"beta = {BETA}: " + ("no KL logged, no KL panel" if len(panels) == 3 else
 # held-out comparison (notebook 05) is the proof, since these are training sets.
 
 # %%
-from rearank_kit.curves import add_no_learning_band, ema, quarter_means
-from rearank_kit.files import iter_jsonl
+from rearank_kit.analysis.curves import add_no_learning_band, ema, quarter_means
+from rearank_kit.core.files import iter_jsonl
 
 RANK = "rewards/rank_reward/mean"
 band = list(iter_jsonl(REFERENCE / "no_learning_band.jsonl"))
@@ -172,7 +172,7 @@ fig.tight_layout()
 # manifest beside the PNG saying which runs and which smoothing made it.
 
 # %%
-from rearank_kit.curves import PANELS, plot_dashboard, save_figure
+from rearank_kit.analysis.curves import PANELS, plot_dashboard, save_figure
 
 logs_kl = any("kl" in df.columns and df["kl"].notna().any() for df in runs.values())
 dashboard = plot_dashboard(runs, smooth=SMOOTH, reference_lines=PAPER_LINES,
@@ -190,7 +190,7 @@ save_figure(dashboard, RUN / "dashboard.png", {"runs": {name: df.attrs.get("sour
 # steps 1, 2, 30, 59 and 60; a fresh run from notebook 03 keeps all of them.)
 
 # %%
-from rearank_kit.plots import plot_reward_spread, reward_spread
+from rearank_kit.course.plots import plot_reward_spread, reward_spread
 
 COMPLETIONS = FRESH / "completions.jsonl" if (FRESH / "completions.jsonl").is_file() \
     else REFERENCE / "completions_sample.jsonl"
@@ -237,7 +237,7 @@ patterns = {
 patterns_fig = plot_dashboard(patterns, smooth=0.0)
 
 # %%
-from rearank_kit.curves import diagnose
+from rearank_kit.analysis.curves import diagnose
 
 for name, df in patterns.items():
     findings = diagnose(df)

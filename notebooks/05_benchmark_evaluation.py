@@ -9,7 +9,7 @@
 #
 # **What you will learn**
 #
-# - to rerank a benchmark with `rerank()` (resumable, one trace per model call) and evaluate it with
+# - to rerank a benchmark with `rerank_benchmark()` (resumable, one trace per model call) and evaluate it with
 #   one call, `metrics.experiment`, as a table of systems x measures;
 # - whether GRPO helped: BM25, the base model and the same model after training, on DL19 and on
 #   held-out DL21 sets, with intervals;
@@ -38,7 +38,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from rearank_kit.notebook import REPO_ROOT, benchmark_or_sample, describe_hardware, has_cuda, pick, run_folder, smoke
+from rearank_kit.course.notebook import (
+    REPO_ROOT,
+    benchmark_or_sample,
+    describe_hardware,
+    has_cuda,
+    pick,
+    run_folder,
+    smoke,
+)
 
 RUN = run_folder("05_benchmark_evaluation")  # the only folder this notebook writes to
 GPU = has_cuda() and not smoke()
@@ -62,8 +70,8 @@ print("benchmarks:", DATASETS, "| run folder:", RUN)
 # each window's pick moves up into the next window: a passage the model prefers can climb to rank 1.
 
 # %%
-from rearank_kit.models import default_template
-from rearank_kit.rerank import RerankConfig
+from rearank_kit.rank.models import default_template
+from rearank_kit.rank.settings import RerankConfig
 
 REFERENCE = REPO_ROOT / "data" / "runs" / "cpu-firstpick-dl21"
 SYSTEMS = {"Rearank-7B": "le723z/Rearank-7B"} if GPU else {"base": "smollm2-135m", "trained": str(REFERENCE)}
@@ -80,15 +88,15 @@ CONFIG.resolved()
 # %% [markdown]
 # ## 2. Rerank
 #
-# `rerank()` sends the windows at the same position of many queries to the backend together, and
+# `rerank_benchmark()` sends the windows of many queries to the backend together, and
 # writes each finished query to `rankings.jsonl` and each model call to `traces.jsonl` (notebook 06
 # reads them). Run the cell again and finished queries are skipped: an interrupted run resumes. A
 # folder made with other settings is refused rather than mixed, so each setting gets its own folder.
 
 # %%
-from rearank_kit.backends import load_backend
-from rearank_kit.data import load_benchmark, write_run
-from rearank_kit.rerank import rerank
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.rank.backends import load_backend
+from rearank_kit.rank.run import rerank_benchmark
 
 benches = {name: load_benchmark(name, top_k=CONFIG.top_k).head(QUERIES) for name in DATASETS}
 reranked = {name: {} for name in DATASETS}  # benchmark -> system -> rankings
@@ -96,8 +104,7 @@ for label, model in SYSTEMS.items():
     with load_backend(BACKEND, model=model) as backend:
         for name, bench in benches.items():
             out = RUN / f"{name}-{label}-top{CONFIG.top_k}{'-smoke' if smoke() else ''}"
-            reranked[name][label] = rerank(bench, backend, CONFIG, out_dir=out, manifest_fields={"data": bench.name})
-            write_run(reranked[name][label], out / "run.trec", tag=label)
+            reranked[name][label] = rerank_benchmark(bench, backend, CONFIG, out, manifest_fields={"data": bench.name}).rankings
             print(f"{name}, {label}: {len(reranked[name][label])} queries reranked -> {out}")
 
 # %% [markdown]
@@ -108,8 +115,8 @@ for label, model in SYSTEMS.items():
 # `RR(rel=2)@10` counts grade 2 and 3 as relevant, the TREC DL convention.
 
 # %%
-from rearank_kit.data import rankings_to_run
-from rearank_kit.metrics import experiment
+from rearank_kit.core.metrics import experiment
+from rearank_kit.core.records import rankings_to_run
 
 MEASURES = ["nDCG@10", "nDCG@5", "RR(rel=2)@10"]
 tables, per_query = {}, {}
@@ -130,7 +137,7 @@ summary
 # either. Report the p-value with the mean, and look at the per-query picture.
 
 # %%
-from rearank_kit.metrics import paired_ttest
+from rearank_kit.core.metrics import paired_ttest
 
 for name in benches:
     scores = pd.DataFrame({system: ev.per_query["nDCG@10"] for system, ev in per_query[name].items()})[["BM25", MODEL]]
@@ -153,7 +160,7 @@ for name in benches:
 # improved; the distance to the tick is what is left.
 
 # %%
-from rearank_kit.plots import plot_query_scatter, rerank_ceiling
+from rearank_kit.course.plots import plot_query_scatter, rerank_ceiling
 
 fig, axes = plt.subplots(1, len(benches), figsize=(5.5 * len(benches), 5), squeeze=False)
 for ax, name in zip(axes[0], benches, strict=True):
@@ -179,8 +186,8 @@ fig.tight_layout()
 # (`vs given order`): a model that copies its input scores 0 there.
 
 # %%
-from rearank_kit.export import heldout_summary
-from rearank_kit.stats import format_interval
+from rearank_kit.core.stats import format_interval
+from rearank_kit.train.export import heldout_summary
 
 rows = {}
 for order in ("random", "bm25"):
@@ -207,8 +214,8 @@ print("How the run was made, and how to read these numbers:", REFERENCE / "READM
 # baseline is where our numbers must agree: it checks the data and the evaluator.
 
 # %%
-from rearank_kit.metrics import evaluate
-from rearank_kit.paper import compare_with_paper, paper_table
+from rearank_kit.core.metrics import evaluate
+from rearank_kit.evaluation.paper import compare_with_paper, paper_table
 
 display(paper_table(1))
 display(paper_table(2))
@@ -241,21 +248,21 @@ else:
 # off; set `RUN_NETWORK = True` on a machine with internet access (and a GPU, for Rearank-7B).
 
 # %%
-from rearank_kit.reproduce import TABLES
+from rearank_kit.evaluation.reproduce import TABLES
 
 RUN_NETWORK = False
 for table, entries in TABLES.items():
     print(f"{table}:", ", ".join(f"{e.dataset} ({e.sources[-1]})" for e in entries))
 
 if RUN_NETWORK:
-    from rearank_kit.remote import load_any
+    from rearank_kit.data.remote import load_any
 
     remote_scores = {}
     with load_backend(BACKEND, model=SYSTEMS[MODEL]) as backend:
         for entry in [e for entries in TABLES.values() for e in entries if e.dataset not in ("dl19", "dl20")]:
             bench = load_any(entry.sources[-1], top_k=100).head(QUERIES)
-            remote_run = rerank(bench, backend, CONFIG, out_dir=RUN / f"{entry.dataset}-{MODEL}",
-                                manifest_fields={"data": bench.name})
+            remote_run = rerank_benchmark(bench, backend, CONFIG, RUN / f"{entry.dataset}-{MODEL}",
+                                          manifest_fields={"data": bench.name}).rankings
             qrels = {q.qid: bench.qrels[q.qid] for q in bench.queries if q.qid in bench.qrels}
             table, _ = experiment({"BM25": bench.first_stage_run(), MODEL: rankings_to_run(remote_run)},
                                   qrels, ["nDCG@10"], baseline="BM25")
@@ -285,7 +292,7 @@ else:
 # ## Recap
 #
 # - The paper's protocol: rerank the BM25 top 100 with windows of 20 (step 10), report nDCG@10;
-#   `rerank()` does it resumably, with a trace per model call.
+#   `rerank_benchmark()` does it resumably, with a trace per model call.
 # - `metrics.experiment` gives systems x measures in one call, with a paired t-test against BM25;
 #   with a few dozen queries, report the p-value and look at the per-query picture.
 # - The first stage caps every reranker: the ceiling is the candidates sorted by grade.

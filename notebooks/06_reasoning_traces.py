@@ -44,7 +44,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, display
 
-from rearank_kit.notebook import REPO_ROOT, benchmark_or_sample, describe_hardware, has_cuda, pick, run_folder, smoke
+from rearank_kit.course.notebook import (
+    REPO_ROOT,
+    benchmark_or_sample,
+    describe_hardware,
+    has_cuda,
+    pick,
+    run_folder,
+    smoke,
+)
 
 RUN = run_folder("06_reasoning_traces")  # the only folder this notebook writes to
 GPU = has_cuda() and not smoke()
@@ -58,9 +66,10 @@ print("run folder:", RUN)
 # window. Each gets its own folder; running the cell again reuses finished work.
 
 # %%
-from rearank_kit.backends import load_backend
-from rearank_kit.data import load_benchmark
-from rearank_kit.rerank import RerankConfig, rerank
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.rank.backends import load_backend
+from rearank_kit.rank.run import rerank_benchmark
+from rearank_kit.rank.settings import RerankConfig
 
 DATA = benchmark_or_sample("dl19")
 REFERENCE = REPO_ROOT / "data" / "runs" / "cpu-firstpick-dl21"  # a run folder is a model: base + adapter
@@ -80,8 +89,8 @@ for model in dict.fromkeys(m for m, _ in SYSTEMS.values()):  # load each model o
         for label, (m, template) in SYSTEMS.items():
             if m == model:
                 folders[label] = RUN / f"{label}{'-smoke' if smoke() else ''}"
-                rerank(bench, backend, dataclasses.replace(BASE, template=template), out_dir=folders[label],
-                       manifest_fields={"data": bench.name})
+                rerank_benchmark(bench, backend, dataclasses.replace(BASE, template=template), folders[label],
+                                 manifest_fields={"data": bench.name})
 A, B = SYSTEMS
 print({label: str(folder) for label, folder in folders.items()})
 
@@ -94,7 +103,7 @@ print({label: str(folder) for label, folder in folders.items()})
 # mentions (`[3]`, `passage 3`) and what it calls each of them (`claims`).
 
 # %%
-from rearank_kit.traces import load_traces
+from rearank_kit.analysis.traces import load_traces
 
 traces = {label: load_traces(folder) for label, folder in folders.items()}
 COLUMNS = ["qid", "window_start", "window_end", "output_tokens", "finish_reason", "think_words",
@@ -109,7 +118,7 @@ pd.concat({label: t[[c for c in COLUMNS if c in t.columns]] for label, t in trac
 # at a stable length through training rather than growing without bound.
 
 # %%
-from rearank_kit.traces import format_stats, length_stats
+from rearank_kit.analysis.traces import format_stats, length_stats
 
 display(pd.DataFrame({label: format_stats(t) for label, t in traces.items()}).round(3))
 pd.concat({label: length_stats(t) for label, t in traces.items()}, axis=1).round(2)
@@ -139,7 +148,7 @@ fig.tight_layout()
 # reads:
 
 # %%
-from rearank_kit.traces import claims_summary, render_trace
+from rearank_kit.analysis.traces import claims_summary, render_trace
 
 sample = load_benchmark("sample", top_k=5)
 s10 = next(r for r in sample.rankings if r.query.qid == "s10")
@@ -169,7 +178,7 @@ for label, t in traces.items():
 # (mean rank below mean shown) and the grade-0 passages down.
 
 # %%
-from rearank_kit.traces import judged_summary
+from rearank_kit.analysis.traces import judged_summary
 
 pd.concat({label: judged_summary(t, bench.qrels) for label, t in traces.items()}, axis=1).round(2)
 
@@ -190,7 +199,7 @@ pd.concat({label: judged_summary(t, bench.qrels) for label, t in traces.items()}
 # left relevant passages out of the window:
 
 # %%
-from rearank_kit.traces import compare_runs, comparison_summary, window_ndcg
+from rearank_kit.analysis.traces import compare_runs, comparison_summary, window_ndcg
 
 first = traces[B].iloc[0]
 grades = bench.qrels.get(first["qid"], {})
@@ -210,7 +219,7 @@ cmp[["qid", "window_start", "window_end", "same_docids", f"think_words_{A}", f"t
 # of the averages above. Below, the trace of run `B` with the longest reasoning, as text and as HTML.
 
 # %%
-from rearank_kit.traces import render_trace_html
+from rearank_kit.analysis.traces import render_trace_html
 
 longest = traces[B].sort_values("think_words", ascending=False).iloc[0]
 print(render_trace(longest, bench.qrels))
@@ -235,7 +244,7 @@ for path in sorted((RUN.parent / "05_benchmark_evaluation").glob("*/traces.jsonl
 # needs a running kernel; in a static view of the notebook the calls below it show the same).
 
 # %%
-from rearank_kit.trace_lab import filter_traces, lab_summary, lab_table, render_with_text, trace_browser
+from rearank_kit.analysis.trace_lab import filter_traces, lab_summary, lab_table, render_with_text, trace_browser
 
 lab = lab_table(folders[B], bench)
 display(lab_summary(lab))
@@ -261,7 +270,7 @@ HTML(render_with_text((worse if len(worse) else lab).iloc[0], bench.qrels))
 # runs (the bundled model's reasoning rarely makes claims):
 
 # %%
-from rearank_kit.trace_lab import claim_agreement
+from rearank_kit.analysis.trace_lab import claim_agreement
 
 display(claim_agreement(load_traces([illustration]), sample.qrels))
 for label, t in traces.items():
@@ -269,13 +278,13 @@ for label, t in traces.items():
     display(claim_agreement(t, bench.qrels))
 
 # %% [markdown]
-# The claims come from a keyword classifier (`rearank_kit/claims.py`), so the table is only as good
+# The claims come from a keyword classifier (`rearank_kit/analysis/claims.py`), so the table is only as good
 # as it. Its precision and recall were measured on 120 hand-labelled sentences written in the style
 # of Rearank-7B's reasoning (`tests/fixtures/claims.md`): 80 that the rules were written on (`dev`)
 # and 40 held out. Read the held-out rows as the honest estimate.
 
 # %%
-from rearank_kit.claims import evaluate_claims, load_claims_fixture
+from rearank_kit.analysis.claims import evaluate_claims, load_claims_fixture
 
 labelled = load_claims_fixture()
 pd.concat({split: evaluate_claims([r for r in labelled if r["split"] == split]).round(3)
@@ -288,7 +297,7 @@ pd.concat({split: evaluate_claims([r for r in labelled if r["split"] == split]).
 # is one model call of run `B`: its reasoning length against the nDCG@10 of its window.
 
 # %%
-from rearank_kit.plots import plot_length_vs_quality
+from rearank_kit.course.plots import plot_length_vs_quality
 
 length_ax = plot_length_vs_quality(lab["think_words"], lab["ndcg"])
 
@@ -301,7 +310,7 @@ length_ax = plot_length_vs_quality(lab["think_words"], lab["ndcg"])
 # so; `--no-text` writes docids only, for pages shared beyond what the collection's licence allows.
 
 # %%
-from rearank_kit.run_report import write_report
+from rearank_kit.analysis.report import write_report
 
 page = write_report(folders[B], RUN / f"{B}-report.html")
 print(f"wrote {page} ({page.stat().st_size / 1024:.0f} KB); open it in a browser, or from a shell:")

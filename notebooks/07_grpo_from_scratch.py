@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from rearank_kit.notebook import benchmark_or_sample, describe_hardware, pick, run_folder
+from rearank_kit.course.notebook import benchmark_or_sample, describe_hardware, pick, run_folder
 
 RUN = run_folder("07_grpo_from_scratch")  # the only folder this notebook writes to
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and kind to shared machines
@@ -63,12 +63,12 @@ print("run folder:", RUN)
 # | `bnpo`, `dapo` | one token mean over the batch (`dapo`: the whole accumulated batch) | every token weighs the same |
 # | `dr_grpo` | token sum / (completions x `max_completion_length`) | a constant: no length bias at all |
 #
-# `grpo_scratch.grpo_loss` is all of this in 30 lines of torch; `tests/test_grpo_scratch.py` checks
+# `train/grpo.py`'s `grpo_loss` is all of this in 30 lines of torch; `tests/test_grpo_scratch.py` checks
 # that it equals what TRL's `GRPOTrainer` computes on the same tensors, value and gradient, for each
 # `loss_type`, with and without KL. A hand-made batch of 2 completions of 3 tokens:
 
 # %%
-from rearank_kit.grpo_scratch import grpo_loss, kl_k3
+from rearank_kit.train.grpo import grpo_loss, kl_k3
 
 logps = torch.tensor([[-0.5, -1.0, -0.2], [-2.0, -0.1, -0.7]], requires_grad=True)
 old = torch.tensor([[-0.7, -1.0, -0.2], [-1.5, -0.1, -0.9]])  # the policy at sampling time
@@ -120,9 +120,10 @@ print("gradient of the clipped loss == policy gradient:", torch.allclose(g_grpo,
 # paper's setting), else the kit's sample with sets of 5.
 
 # %%
-from rearank_kit.augment import AugmentConfig, augment
-from rearank_kit.data import load_benchmark
-from rearank_kit.grpo_scratch import FEATURES, PlackettLuce, group_advantages, sample_rewards, scratch_sets
+from rearank_kit.course.grpo_scratch import FEATURES, PlackettLuce, sample_rewards, scratch_sets
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.train.augment import AugmentConfig, augment
+from rearank_kit.train.grpo import group_advantages
 
 DATA = pick(benchmark_or_sample("dl21"), "sample")
 WINDOW = 5 if DATA == "sample" else 20
@@ -135,7 +136,7 @@ print("features of the first set's passages (standardised):")
 pd.DataFrame(sets.features[0].numpy(), columns=FEATURES).round(2).assign(grade=sets.grades[0]).head(8)
 
 # %%
-from rearank_kit.plots import plot_group_advantages
+from rearank_kit.course.plots import plot_group_advantages
 
 policy = PlackettLuce()  # all weights 0: every ordering equally likely
 G = 8
@@ -157,7 +158,7 @@ group_ax = plot_group_advantages(rewards.tolist(), advantages.tolist())
 # (passages by score) is scored on the training and the held-out test sets.
 
 # %%
-from rearank_kit.grpo_scratch import ScratchConfig, bm25_reward, train_scratch
+from rearank_kit.course.grpo_scratch import ScratchConfig, bm25_reward, train_scratch
 
 CONFIG = ScratchConfig(rounds=pick(150, 40))
 run = train_scratch(sets, CONFIG)
@@ -218,7 +219,7 @@ pd.DataFrame({
 # the paper's `loss_type="grpo"`, where each completion's tokens are averaged on their own.
 
 # %%
-from rearank_kit.grpo_watch import watch_one_update
+from rearank_kit.course.grpo_watch import watch_one_update
 
 watch_rows = augment(load_benchmark("sample", top_k=20), AugmentConfig(samples_per_query=5, window=5, seed=0)).rows
 watch_row = max(watch_rows, key=lambda r: r["best_ndcg"] - r["init_ndcg"])  # a set with room to improve
@@ -246,7 +247,7 @@ fig.savefig(RUN / "one_update.png", dpi=100)
 # that gradients flow through: the checker compares value *and* gradient with the kit's.
 
 # %%
-from rearank_kit.exercises import check_grpo_loss
+from rearank_kit.course.exercises import check_grpo_loss
 
 
 def my_grpo_loss(logps, old_logps, ref_logps, advantages, mask, epsilon=0.2, beta=0.0):

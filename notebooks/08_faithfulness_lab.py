@@ -38,7 +38,7 @@
 import pandas as pd
 from IPython.display import display
 
-from rearank_kit.notebook import benchmark_or_sample, describe_hardware, has_cuda, pick, run_folder, smoke
+from rearank_kit.course.notebook import benchmark_or_sample, describe_hardware, has_cuda, pick, run_folder, smoke
 
 RUN = run_folder("08_faithfulness_lab")  # the only folder this notebook writes to
 GPU = has_cuda() and not smoke()
@@ -53,8 +53,8 @@ print("run folder:", RUN)
 # (docid), whatever number the passage had in each prompt.
 
 # %%
-from rearank_kit.data import load_benchmark
-from rearank_kit.faithfulness import ProbeConfig
+from rearank_kit.analysis.faithfulness import ProbeConfig
+from rearank_kit.data.benchmarks import load_benchmark
 
 DATA = benchmark_or_sample("dl19") if GPU else "sample"
 SYSTEMS = {  # label -> (model, template, backend)
@@ -78,8 +78,8 @@ print(DATA, "|", CONFIG, "|", list(SYSTEMS))
 # %%
 import dataclasses
 
-from rearank_kit.backends import load_backend
-from rearank_kit.faithfulness import run_probes
+from rearank_kit.analysis.faithfulness import run_probes
+from rearank_kit.rank.backends import load_backend
 
 probes = {}
 for model in dict.fromkeys(m for m, _, _ in SYSTEMS.values()):  # load each model once
@@ -112,7 +112,7 @@ probes[first_label][[c for c in COLUMNS if c in probes[first_label].columns]]
 # every time, and one that guesses does so one time in `n`.
 
 # %%
-from rearank_kit.faithfulness import faithfulness_table
+from rearank_kit.analysis.faithfulness import faithfulness_table
 
 table = faithfulness_table(probes)
 table.to_csv(RUN / f"faithfulness{'-smoke' if smoke() else ''}.csv")

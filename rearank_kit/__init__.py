@@ -15,30 +15,30 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rearank_kit.errors import KitError
+from rearank_kit.core.errors import KitError
 
 __version__ = "0.1.0"
 
 # name -> module that defines it (imported on first use)
 _EXPORTS = {
-    "Reranker": "reranker",
-    "RerankResult": "reranker",
-    "RerankConfig": "rerank",  # not the function rerank: rearank_kit.rerank is its module's name
-    "rerank_benchmark": "rerank_run",
-    "RerankRun": "rerank_run",
-    "load_backend": "backends",
-    "GenerationConfig": "backends",
-    "load_benchmark": "data",
-    "Benchmark": "data",
-    "Ranking": "data",
-    "Query": "data",
-    "Candidate": "data",
-    "load_input": "inputs",
-    "evaluate": "metrics",
-    "resolve_policy": "policy",
-    "load_template": "prompts",
-    "read_rankllm": "rankllm",
-    "write_rankllm": "rankllm",
+    "Reranker": "rank.reranker",
+    "RerankResult": "rank.reranker",
+    "RerankConfig": "rank.settings",
+    "rerank_benchmark": "rank.run",
+    "RerankRun": "rank.run",
+    "load_backend": "rank.backends",
+    "GenerationConfig": "rank.backends",
+    "load_benchmark": "data.benchmarks",
+    "Benchmark": "core.records",
+    "Ranking": "core.records",
+    "Query": "core.records",
+    "Candidate": "core.records",
+    "load_input": "data.inputs",
+    "evaluate": "core.metrics",
+    "resolve_policy": "rank.policy",
+    "load_template": "core.prompts",
+    "read_rankllm": "data.rankllm",
+    "write_rankllm": "data.rankllm",
 }
 
 __all__ = ["__version__", "KitError", *_EXPORTS]

@@ -17,7 +17,7 @@ import pkgutil
 import sys
 
 from rearank_kit import __version__, commands
-from rearank_kit.errors import KitError
+from rearank_kit.core.errors import KitError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit.augment import AugmentConfig, augment, load_sets, run_augment, write_augmented
-from rearank_kit.data import Benchmark, Candidate, Query, Ranking, save_benchmark
-from rearank_kit.errors import KitError
-from rearank_kit.prompts import load_template
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.prompts import load_template
+from rearank_kit.core.records import Benchmark, Candidate, Query, Ranking
+from rearank_kit.data.benchmarks import save_benchmark
+from rearank_kit.train.augment import AugmentConfig, augment, load_sets, run_augment, write_augmented
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -167,7 +168,7 @@ def test_refuses_non_empty_out_and_failed_write_leaves_nothing(tmp_path, monkeyp
     (out / "keep.txt").write_text("mine")
     with pytest.raises(KitError, match="not an empty folder"):
         write_augmented(result, out)
-    import rearank_kit.augment as aug
+    import rearank_kit.train.augment as aug
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -216,7 +217,7 @@ def test_cli_on_dl21(tmp_path):
     required = {"qid", "query", "set_id", "docids", "texts", "grades", "ideal_grades", "init_ndcg", "best_ndcg",
                 "split", "template", "template_hash", "prompt"}
     assert required <= set(rows[0])
-    from rearank_kit.data import read_qrels
+    from rearank_kit.core.records import read_qrels
 
     qrels = read_qrels(root / "dl21" / "qrels.txt")
     for row in rows[::97]:

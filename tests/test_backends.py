@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from test_openai_backend import server  # noqa: F401 - the fixture: transformers serve with the bundled model
 
-from rearank_kit.backends import (
+from rearank_kit.core.errors import KitError
+from rearank_kit.rank.backends import (
     Backend,
     Generation,
     GenerationConfig,
@@ -17,7 +18,6 @@ from rearank_kit.backends import (
     render_chat,
     validate_conversations,
 )
-from rearank_kit.errors import KitError
 
 PREFILL = "<answer>["
 
@@ -179,7 +179,7 @@ def test_render_chat_uses_template_and_prefill(hf):
 @pytest.mark.slow
 def test_a_template_renders_what_the_backends_send(hf):
     """PromptTemplate.render and the backends share one renderer: the same text, token for token."""
-    from rearank_kit.prompts import load_template
+    from rearank_kit.core.prompts import load_template
 
     template = load_template("compact")
     messages = template.messages("what is a cat", ["Cars have wheels.", "A cat is a small feline."])
@@ -235,7 +235,7 @@ def test_sampling_is_seeded_and_leaves_global_rng_alone(hf):
 
 @pytest.mark.slow
 def test_from_model_and_empty_input(hf):
-    from rearank_kit.backends.hf import HFBackend
+    from rearank_kit.rank.backends.hf import HFBackend
 
     wrapped = HFBackend.from_model(hf.model, hf.tokenizer, model_id="policy")
     assert wrapped.generate([]) == []
@@ -262,8 +262,9 @@ def test_hf_pipeline_equals_generate(hf):
 def test_openai_pipeline_keeps_requests_in_flight_across_calls(server):  # noqa: F811
     """Requests run concurrently and come back as they finish, with the same greedy replies as
     generate(); sliding windows give the same rankings pipelined as sequentially."""
-    from rearank_kit.data import load_benchmark
-    from rearank_kit.rerank import RerankConfig, rerank
+    from rearank_kit.data.benchmarks import load_benchmark
+    from rearank_kit.rank.settings import RerankConfig
+    from rearank_kit.rank.windows import rerank
 
     base_url, model = server
     cfg = GenerationConfig(max_new_tokens=8)

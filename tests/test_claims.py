@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rearank_kit.claims import (
+from rearank_kit.analysis.claims import (
     FIXTURE,
     claim_evidence,
     classify_claims,
@@ -14,7 +14,7 @@ from rearank_kit.claims import (
     load_claims_fixture,
     mentioned_passages,
 )
-from rearank_kit.errors import DataError
+from rearank_kit.core.errors import DataError
 
 REL, IRR, NEU = "relevant", "irrelevant", "neutral"
 

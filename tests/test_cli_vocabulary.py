@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from rearank_kit.backends import BACKENDS
 from rearank_kit.cli import build_parser
 from rearank_kit.commands._common import parse_engine_args
-from rearank_kit.errors import KitError
-from rearank_kit.models import PRESETS
-from rearank_kit.prompts import available_templates
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.prompts import available_templates
+from rearank_kit.rank.backends import BACKENDS
+from rearank_kit.rank.models import PRESETS
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -14,10 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rearank_kit import plots  # noqa: E402
-from rearank_kit.data import load_benchmark  # noqa: E402
-from rearank_kit.errors import KitError  # noqa: E402
-from rearank_kit.traces import load_traces, window_ndcg  # noqa: E402
+from rearank_kit.analysis.traces import load_traces, window_ndcg  # noqa: E402
+from rearank_kit.core.errors import KitError  # noqa: E402
+from rearank_kit.course import plots  # noqa: E402
+from rearank_kit.data.benchmarks import load_benchmark  # noqa: E402
 
 QRELS = {"q1": {"d11": 3, "d12": 0, "d14": 2}, "q3": {"d31": 1, "d33": 3, "d34": 0, "d35": 2}}
 
@@ -104,7 +104,7 @@ def sample_traces(sample_dir):
 
 
 def test_text_is_joined_at_display_time(sample_traces):
-    from rearank_kit.trace_lab import lab_table, with_text
+    from rearank_kit.analysis.trace_lab import lab_table, with_text
 
     bench, records = sample_traces
     joined = with_text(records, bench)
@@ -117,7 +117,7 @@ def test_text_is_joined_at_display_time(sample_traces):
 
 
 def test_filters(sample_traces):
-    from rearank_kit.trace_lab import filter_traces, lab_table
+    from rearank_kit.analysis.trace_lab import filter_traces, lab_table
 
     bench, records = sample_traces
     table = lab_table(records * 2, bench)
@@ -128,7 +128,7 @@ def test_filters(sample_traces):
 
 
 def test_claim_agreement_counts():
-    from rearank_kit.trace_lab import claim_agreement
+    from rearank_kit.analysis.trace_lab import claim_agreement
 
     table = claim_agreement(load_traces("tests/fixtures/traces_small.jsonl"), QRELS)
     # relevant claims: d11 (3), d14 (2), d33 (3), d35 (2); irrelevant: d12 (0), d31 (1), d32 (unjudged), d34 (0)
@@ -139,7 +139,7 @@ def test_claim_agreement_counts():
 
 def test_the_browser_builds_its_widgets(sample_traces):
     pytest.importorskip("ipywidgets")
-    from rearank_kit.trace_lab import trace_browser
+    from rearank_kit.analysis.trace_lab import trace_browser
 
     bench, records = sample_traces
     box = trace_browser(records, bench)
@@ -151,7 +151,8 @@ def test_the_browser_builds_its_widgets(sample_traces):
 
 
 def test_a_temperature_of_zero_is_refused_before_any_model_loads():
-    from rearank_kit.train_presets import CPU_TINY, plan
+    from rearank_kit.train.preflight import plan
+    from rearank_kit.train.presets import CPU_TINY
 
     with pytest.raises(KitError, match=r"temperature=0.0: GRPO samples its completions"):
         plan(dataclasses.replace(CPU_TINY, temperature=0.0))

@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rearank_kit import curves  # noqa: E402
-from rearank_kit.errors import DataError, KitError  # noqa: E402
+from rearank_kit.analysis import curves  # noqa: E402
+from rearank_kit.core.errors import DataError, KitError  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics_small.jsonl"
 

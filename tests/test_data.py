@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rearank_kit import data
-from rearank_kit.data import Benchmark, Candidate, Query, Ranking
-from rearank_kit.errors import DataError, KitError
+from rearank_kit.core import records as data
+from rearank_kit.core.errors import DataError, KitError
+from rearank_kit.core.records import Benchmark, Candidate, Query, Ranking
+from rearank_kit.data import benchmarks
 
 # --- the data model -----------------------------------------------------------------------------
 
@@ -91,16 +92,16 @@ def test_rankings_jsonl_round_trip(tmp_path):
 
 
 def test_save_and_load_benchmark_round_trip(sample_dir, tmp_path):
-    bench = data.load_benchmark(sample_dir, top_k=5)
-    data.save_benchmark(bench, tmp_path / "copy")
-    back = data.load_benchmark(tmp_path / "copy", top_k=None)
+    bench = benchmarks.load_benchmark(sample_dir, top_k=5)
+    benchmarks.save_benchmark(bench, tmp_path / "copy")
+    back = benchmarks.load_benchmark(tmp_path / "copy", top_k=None)
     assert [r.docids for r in back.rankings] == [r.docids for r in bench.rankings]
     assert [c.text for c in back.rankings[0].candidates] == [c.text for c in bench.rankings[0].candidates]
     assert back.qrels == bench.qrels
 
 
 def test_head_and_first_stage_run(sample_dir):
-    bench = data.load_benchmark("sample", top_k=3)
+    bench = benchmarks.load_benchmark("sample", top_k=3)
     assert bench.path == sample_dir and len(bench.head(2).rankings) == 2
     assert all(len(scores) == 3 for scores in bench.first_stage_run().values())
 
@@ -109,7 +110,7 @@ def test_head_and_first_stage_run(sample_dir):
 
 
 def test_sample_benchmark_shape(sample_dir):
-    bench = data.load_benchmark(sample_dir, top_k=None)
+    bench = benchmarks.load_benchmark(sample_dir, top_k=None)
     assert len(bench.rankings) == 10
     for r in bench.rankings:
         assert len(r.candidates) == 20 and all(c.text for c in r.candidates)
@@ -149,14 +150,14 @@ def test_malformed_line_names_file_and_line(sample_copy, filename, bad, fragment
     lines[1] = bad
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError) as err:
-        data.load_benchmark(sample_copy)
+        benchmarks.load_benchmark(sample_copy)
     assert f"{path}:2:" in str(err.value) and fragment in str(err.value)
 
 
 def test_not_utf8_names_file(sample_copy):
     (sample_copy / "queries.tsv").write_bytes(b"s01\t\xff\xfe bad bytes\n")
     with pytest.raises(DataError, match="queries.tsv: not UTF-8"):
-        data.load_benchmark(sample_copy)
+        benchmarks.load_benchmark(sample_copy)
 
 
 def test_candidate_without_text_names_docid(sample_copy):
@@ -164,19 +165,19 @@ def test_candidate_without_text_names_docid(sample_copy):
     kept = [line for line in path.read_text().splitlines() if '"s03-p01"' not in line]
     path.write_text("\n".join(kept) + "\n")
     with pytest.raises(DataError, match=r"no text for docid 's03-p01' \(candidate of query s03\)"):
-        data.load_benchmark(sample_copy)
+        benchmarks.load_benchmark(sample_copy)
 
 
 def test_run_query_not_in_queries(sample_copy):
     with open(sample_copy / "candidates.trec", "a") as fh:
         fh.write("zz9 Q0 s01-p01 1 1.0 x\n")
     with pytest.raises(DataError, match="not in queries.tsv: zz9"):
-        data.load_benchmark(sample_copy)
+        benchmarks.load_benchmark(sample_copy)
 
 
 def test_unknown_benchmark_lists_available(shared_data):
     with pytest.raises(KitError) as err:
-        data.load_benchmark("dl99")
+        benchmarks.load_benchmark("dl99")
     message = str(err.value)
     assert "unknown benchmark 'dl99'" in message
     for name in ("dl19", "dl20", "dl21", "sample"):
@@ -186,7 +187,7 @@ def test_unknown_benchmark_lists_available(shared_data):
 def test_folder_missing_files_names_them(tmp_path):
     (tmp_path / "queries.tsv").write_text("q\tx\n")
     with pytest.raises(KitError, match="missing qrels.txt, candidates.trec, passages.jsonl"):
-        data.load_benchmark(tmp_path)
+        benchmarks.load_benchmark(tmp_path)
 
 
 def test_retrieve_with_bad_queries_writes_nothing(run_cli, sample_dir, tmp_path):

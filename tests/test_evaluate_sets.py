@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rearank_kit.errors import KitError
-from rearank_kit.evaluate_sets import compare_runs, ids_only, score_set, summarize
+from rearank_kit.core.errors import KitError
+from rearank_kit.evaluation.heldout import compare_runs, ids_only, score_set, summarize
 
 # grades of passages [1]..[5] in the set's initial order; the query has more judged passages.
 ROW = {"set_id": "q1-000", "qid": "q1", "docids": ["a", "b", "c", "d", "e"], "grades": [0, 3, 0, 1, 0],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rearank_kit import exercises as ex
+from rearank_kit.course import exercises as ex
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
 

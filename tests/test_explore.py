@@ -8,10 +8,10 @@ matplotlib.use("Agg")  # before pyplot is imported anywhere in this process: no 
 
 import pytest  # noqa: E402
 
-from rearank_kit import explore  # noqa: E402
-from rearank_kit.augment import AugmentConfig, augment  # noqa: E402
-from rearank_kit.data import Benchmark, Candidate, Query, Ranking  # noqa: E402
-from rearank_kit.rewards import MODES  # noqa: E402
+from rearank_kit.core.records import Benchmark, Candidate, Query, Ranking  # noqa: E402
+from rearank_kit.course import explore  # noqa: E402
+from rearank_kit.train.augment import AugmentConfig, augment  # noqa: E402
+from rearank_kit.train.rewards import MODES  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +77,7 @@ def test_ndcg_histogram_on_new_and_given_axes(result):
 def test_ndcg_histogram_accepts_datasets_and_frames(result, tmp_path):
     import pandas as pd
 
-    from rearank_kit.augment import load_sets, write_augmented
+    from rearank_kit.train.augment import load_sets, write_augmented
 
     sets = load_sets(write_augmented(result, tmp_path / "aug"))
     for source in (sets, sets["train"], pd.DataFrame(result.rows)):

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from rearank_kit.backends import Backend
-from rearank_kit.backends.base import Generation
-from rearank_kit.data import load_benchmark
-from rearank_kit.faithfulness import ProbeConfig, faithfulness_table, run_probes
+from rearank_kit.analysis.faithfulness import ProbeConfig, faithfulness_table, run_probes
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.rank.backends import Backend
+from rearank_kit.rank.backends.base import Generation
 
 
 class Scripted(Backend):
@@ -59,7 +59,7 @@ def test_a_reader_follows_the_text_a_positional_ranker_the_slots(bench):
 
 @pytest.mark.slow
 def test_the_bundled_model_is_probed(bench):
-    from rearank_kit.backends import load_backend
+    from rearank_kit.rank.backends import load_backend
 
     with load_backend("hf", model="smollm2-135m") as backend:
         probes = run_probes(bench, backend, ProbeConfig(window=4, queries=2, template="compact", max_new_tokens=16))

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit import _optional, env, notebook
-from rearank_kit.errors import DataError, KitError
-from rearank_kit.files import (
+from rearank_kit.core import env
+from rearank_kit.core import optional as _optional
+from rearank_kit.core.errors import DataError, KitError
+from rearank_kit.core.files import (
     append_jsonl,
     atomic_write_text,
     iter_jsonl,
@@ -22,7 +23,7 @@ from rearank_kit.files import (
     write_json,
     write_jsonl,
 )
-from rearank_kit.manifest import (
+from rearank_kit.core.manifest import (
     build_manifest,
     check_resumable,
     fingerprint_files,
@@ -30,6 +31,7 @@ from rearank_kit.manifest import (
     setup_differences,
     write_manifest,
 )
+from rearank_kit.course import notebook
 
 REPO = Path(__file__).resolve().parents[1]
 

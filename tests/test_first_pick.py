@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rearank_kit.first_pick import pick_rewards
-from rearank_kit.rewards import rank_scores
+from rearank_kit.analysis.first_pick import pick_rewards
+from rearank_kit.train.rewards import rank_scores
 
 # (grades in the given order, ideal grades of the query, the sign of naming each passage first)
 CASES = [

@@ -13,22 +13,15 @@ import math
 import pytest
 import torch
 
-from rearank_kit.grpo_scratch import (
-    PlackettLuce,
-    ScratchConfig,
-    group_advantages,
-    grpo_loss,
-    kl_k3,
-    scratch_sets,
-    train_scratch,
-)
+from rearank_kit.course.grpo_scratch import PlackettLuce, ScratchConfig, scratch_sets, train_scratch
+from rearank_kit.train.grpo import group_advantages, grpo_loss, kl_k3
 
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from rearank_kit.bundled import bundled_model_dir
+    from rearank_kit.rank.bundled import bundled_model_dir
 
     folder = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir())
@@ -138,8 +131,8 @@ def test_plackett_luce_probabilities_sum_to_one_and_sampling_follows_them():
 
 @pytest.fixture(scope="module")
 def sample_sets():
-    from rearank_kit.augment import AugmentConfig, augment
-    from rearank_kit.data import load_benchmark
+    from rearank_kit.data.benchmarks import load_benchmark
+    from rearank_kit.train.augment import AugmentConfig, augment
 
     rows = augment(load_benchmark("sample", top_k=20), AugmentConfig(samples_per_query=20, window=5, seed=0)).rows
     return scratch_sets(rows)

@@ -9,10 +9,10 @@ import torch
 
 @pytest.mark.slow
 def test_one_update_lowers_the_loss_on_its_own_completions(sample_dir):
-    from rearank_kit.augment import AugmentConfig, augment
-    from rearank_kit.data import load_benchmark
-    from rearank_kit.grpo_watch import watch_one_update
-    from rearank_kit.models import load_hf_model
+    from rearank_kit.course.grpo_watch import watch_one_update
+    from rearank_kit.data.benchmarks import load_benchmark
+    from rearank_kit.rank.policy import load_hf_model
+    from rearank_kit.train.augment import AugmentConfig, augment
 
     rows = augment(load_benchmark("sample", top_k=20), AugmentConfig(samples_per_query=5, window=5, seed=0)).rows
     row = max(rows, key=lambda r: r["best_ndcg"] - r["init_ndcg"])

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from rearank_kit.data import load_benchmark
-from rearank_kit.errors import DataError, KitError
-from rearank_kit.inputs import load_input
+from rearank_kit.core.errors import DataError, KitError
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.data.inputs import load_input
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_cli_augment_from_a_run(run_cli, own_run, tmp_path):
 
 
 def test_cli_ir_datasets_id_fails_fast_offline(run_cli, tmp_path):
-    from rearank_kit import env
+    from rearank_kit.core import env
 
     if env.unreachable(["huggingface.co"]) is None:
         pytest.skip("a network is reachable; the offline path cannot be exercised here")

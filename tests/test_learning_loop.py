@@ -29,7 +29,7 @@ SET_FIELDS = {"set_id", "qid", "docids", "grades", "ideal_grades", "completion",
 @pytest.fixture(scope="module")
 def aug(tmp_path_factory, sample_dir) -> Path:
     """Window-5 sets of the sample with a three-way split by query."""
-    from rearank_kit.augment import AugmentConfig, run_augment
+    from rearank_kit.train.augment import AugmentConfig, run_augment
 
     out = tmp_path_factory.mktemp("loop") / "aug"
     run_augment(sample_dir, out, AugmentConfig(window=5, samples_per_query=4, seed=0, template="compact",
@@ -70,8 +70,9 @@ def test_trackers_log_offline(run, trackio_dir):
 
 
 def test_a_yaml_config_sets_kit_and_trl_fields_through_trls_parser(tmp_path):
-    from rearank_kit.errors import KitError
-    from rearank_kit.train_presets import CPU_TINY, load_config_file
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.train.overrides import load_config_file
+    from rearank_kit.train.presets import CPU_TINY
 
     path = tmp_path / "train.yaml"
     path.write_text("learning_rate: 3.0e-5\nshare_prompts: true\nrank_reward_floor: -1\n"
@@ -91,8 +92,8 @@ def test_a_yaml_config_sets_kit_and_trl_fields_through_trls_parser(tmp_path):
 
 def test_push_to_hub_uploads_the_export_with_its_card(run, tmp_path):
     """Everything up to the upload runs for real; only the hub calls are replaced."""
-    from rearank_kit.errors import KitError
-    from rearank_kit.export import check_repo_id, push_to_hub
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.train.export import check_repo_id, push_to_hub
 
     class FakeHub:
         def __init__(self):
@@ -129,7 +130,7 @@ def test_completions_log_names_each_set(run):
 
 
 def test_a_run_folder_and_its_checkpoint_are_policies(run):
-    from rearank_kit.policy import resolve_policy
+    from rearank_kit.rank.policy import resolve_policy
 
     for folder in (run, run / "checkpoint-1"):
         policy = resolve_policy(folder)
@@ -172,10 +173,10 @@ def test_evaluate_sets_scores_held_out_sets_and_resumes(run, aug, tmp_path, samp
 
 
 def test_bad_inputs_are_named_and_nothing_is_written(run, aug, tmp_path):
-    from rearank_kit.augment import AugmentConfig, run_augment
-    from rearank_kit.errors import KitError
-    from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
-    from rearank_kit.policy import resolve_policy
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.evaluation.heldout import SetEvalConfig, evaluate_sets
+    from rearank_kit.rank.policy import resolve_policy
+    from rearank_kit.train.augment import AugmentConfig, run_augment
 
     no_manifest = tmp_path / "no-manifest"
     shutil.copytree(run, no_manifest, ignore=shutil.ignore_patterns("manifest.json", "checkpoint-*"))
@@ -204,8 +205,7 @@ def test_export_writes_a_merged_model_with_a_card(run, tmp_path):
     import torch
 
     from rearank_kit.cli import main
-    from rearank_kit.models import load_hf_model
-    from rearank_kit.policy import resolve_policy
+    from rearank_kit.rank.policy import load_hf_model, resolve_policy
 
     out = tmp_path / "merged"
     assert main(["export", str(run), str(out)]) == 0
@@ -226,7 +226,7 @@ def test_export_writes_a_merged_model_with_a_card(run, tmp_path):
 
 _VLLM_CHILD = """
 import json, sys
-from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
+from rearank_kit.evaluation.heldout import SetEvalConfig, evaluate_sets
 sets = sys.argv[1]
 for model, out in zip(sys.argv[2::2], sys.argv[3::2]):
     evaluate_sets(model, sets, out, SetEvalConfig(split="test", per_query=2, batch_size=8), backend="vllm",
@@ -239,8 +239,8 @@ for model, out in zip(sys.argv[2::2], sys.argv[3::2]):
 def test_vllm_runs_the_adapter_as_a_lora_request_and_the_export_like_hf(run, aug, tmp_path):
     """Both vLLM paths for a trained run: its adapter as a LoRA request, and its merged export."""
     pytest.importorskip("vllm")
-    from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
-    from rearank_kit.export import export_run
+    from rearank_kit.evaluation.heldout import SetEvalConfig, evaluate_sets
+    from rearank_kit.train.export import export_run
 
     merged = export_run(run, tmp_path / "merged")
     evaluate_sets(run, aug, tmp_path / "hf", SetEvalConfig(split="test", per_query=2), progress=False)
@@ -259,8 +259,8 @@ def test_vllm_runs_the_adapter_as_a_lora_request_and_the_export_like_hf(run, aug
 
 
 def test_first_pick_probabilities_of_a_trained_run(run, aug):
-    from rearank_kit.errors import KitError
-    from rearank_kit.first_pick import first_pick_stats
+    from rearank_kit.analysis.first_pick import first_pick_stats
+    from rearank_kit.core.errors import KitError
 
     stats = first_pick_stats(run, aug, split="test", per_query=2)
     assert stats["sets"] > 0 and stats["template"] == "compact"
@@ -271,8 +271,8 @@ def test_first_pick_probabilities_of_a_trained_run(run, aug):
 
 
 def test_the_no_learning_band_brackets_what_the_base_model_would_earn(run, aug, tmp_path):
-    from rearank_kit.errors import KitError
-    from rearank_kit.first_pick import no_learning_band
+    from rearank_kit.analysis.first_pick import no_learning_band
+    from rearank_kit.core.errors import KitError
 
     band = no_learning_band("smollm2-135m", run, aug, template="compact", draws=400)
     steps = {json.loads(line)["step"] for line in (run / "completions.jsonl").open()}

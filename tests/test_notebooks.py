@@ -9,7 +9,7 @@ counts; the ``python3`` kernel; the first cell says what you will learn, the pre
 runtime and the hardware; an exercises section, and a last cell that recaps the notebook; every
 notebook imports from ``rearank_kit``, names its run folder with ``run_folder("<its own name>")``
 and writes only below it; no class, and no function but the learner's exercise stubs: a function
-whose body only raises ``NotImplementedError`` and that a ``rearank_kit.exercises`` checker is
+whose body only raises ``NotImplementedError`` and that a ``rearank_kit.course.exercises`` checker is
 called on (anything reusable belongs in the package; solutions live in ``notebooks/solutions/``);
 no ``input()``, which would block CI.
 
@@ -302,7 +302,7 @@ def is_stub(node: ast.FunctionDef) -> bool:
 
 
 def checked_names(tree: ast.Module) -> set[str]:
-    """Names passed as the first argument to a ``check_*`` function (rearank_kit.exercises)."""
+    """Names passed as the first argument to a ``check_*`` function (rearank_kit.course.exercises)."""
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name):
@@ -329,7 +329,7 @@ def test_defines_only_exercise_stubs(path):
     bad = defined_not_allowed(tree)
     assert not bad, (
         f"{path.name}: defines {bad}. A notebook may define only exercise stubs (body: raise NotImplementedError) "
-        "that a rearank_kit.exercises check_* is called on; move reusable code into rearank_kit and solutions into "
+        "that a rearank_kit.course.exercises check_* is called on; move reusable code into rearank_kit and solutions into "
         "notebooks/solutions/"
     )
 
@@ -340,7 +340,7 @@ def test_exercise_stubs_are_imported_from_the_kit_checkers(path):
     stubs = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
     if stubs:
         modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-        assert "rearank_kit.exercises" in modules, f"{path.name}: stubs {stubs} but no checker from rearank_kit.exercises"
+        assert "rearank_kit.course.exercises" in modules, f"{path.name}: stubs {stubs} but no checker from rearank_kit.course.exercises"
         solved = (NOTEBOOK_DIR / "solutions").glob("*.py")
         names = {f.name for p in solved for f in ast.walk(ast.parse(p.read_text())) if isinstance(f, ast.FunctionDef)}
         assert set(stubs) <= names, f"{path.name}: no solution in notebooks/solutions/ for {sorted(set(stubs) - names)}"

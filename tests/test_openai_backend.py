@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit.backends import GenerationConfig, load_backend
-from rearank_kit.errors import KitError
+from rearank_kit.core.errors import KitError
+from rearank_kit.rank.backends import GenerationConfig, load_backend
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``transformers serve <bundled folder>`` on a free port; yields (base_url, model name)."""
-    from rearank_kit.models import prepare_bundled_model
+    from rearank_kit.rank.bundled import prepare_bundled_model
 
     cli = Path(sys.executable).with_name("transformers")
     if not cli.exists():

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rearank_kit import paper
-from rearank_kit.errors import DataError, KitError
+from rearank_kit.core.errors import DataError, KitError
+from rearank_kit.evaluation import paper
 
 SHARED_TABLES = Path(__file__).resolve().parents[2] / "shared" / "paper" / "rearank_paper_tables.csv"
 BEIR = ["covid", "nfcorpus", "dbpedia", "scifact", "signal", "news", "robust04"]  # the paper's seven
@@ -96,8 +96,8 @@ def test_bm25_matches_the_kits_reproduction(name, expected):
     folder = _shared_data(name)
     if folder is None:
         pytest.skip(f"{name} not found in $REARANK_KIT_DATA or ../shared/data")
-    from rearank_kit.data import load_benchmark
-    from rearank_kit.metrics import mean_ndcg
+    from rearank_kit.core.metrics import mean_ndcg
+    from rearank_kit.data.benchmarks import load_benchmark
 
     bench = load_benchmark(folder, top_k=100)
     ours = 100 * mean_ndcg(bench.first_stage_run(), bench.qrels, 10)
@@ -203,4 +203,4 @@ def test_loader_rejects_bad_rows(tmp_path, row, message):
 
 def test_packaged_resource_is_declared():
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    assert '"resources/*"' in pyproject
+    assert '"evaluation/resources/*"' in pyproject

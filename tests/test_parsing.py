@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rearank_kit.parsing import format_ranking, is_complete, parse_ranking
+from rearank_kit.core.parsing import format_ranking, is_complete, parse_ranking
 
 # (label, output, num, expected 0-based order, expected diagnostics (a subset of ParseResult's fields))
 CASES = [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit.errors import KitError
-from rearank_kit.prompts import TEMPLATE_DIR, PromptTemplate, available_templates, clean_passage, load_template
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.prompts import TEMPLATE_DIR, PromptTemplate, available_templates, clean_passage, load_template
 
 QUERY = "what is a cat"
 PASSAGES = ["A cat is a small   feline.\n It purrs.", "Cars have wheels."]
@@ -53,7 +53,7 @@ PINNED_HASHES = {"rearank": "7b30f9718606", "rankgpt": "1905a15c0855", "compact"
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from rearank_kit.models import prepare_bundled_model
+    from rearank_kit.rank.bundled import prepare_bundled_model
 
     return AutoTokenizer.from_pretrained(prepare_bundled_model(quiet=True))
 
@@ -98,7 +98,7 @@ def official() -> dict:
 
 
 def _ids(tokenizer, messages) -> list[int]:
-    from rearank_kit.backends.base import render_chat
+    from rearank_kit.core.prompts import render_chat
 
     return list(tokenizer(render_chat(tokenizer, messages), add_special_tokens=False)["input_ids"])
 

@@ -7,13 +7,14 @@ import re
 
 import pytest
 
-from rearank_kit import rankllm
-from rearank_kit.backends import Generation
-from rearank_kit.data import Candidate, Query, Ranking, load_benchmark
-from rearank_kit.errors import DataError, KitError
-from rearank_kit.files import iter_jsonl
-from rearank_kit.rerank import RerankConfig
-from rearank_kit.rerank_run import rerank_benchmark
+from rearank_kit.core.errors import DataError, KitError
+from rearank_kit.core.files import iter_jsonl
+from rearank_kit.core.records import Candidate, Query, Ranking
+from rearank_kit.data import rankllm
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.rank.backends import Generation
+from rearank_kit.rank.run import rerank_benchmark
+from rearank_kit.rank.settings import RerankConfig
 
 
 class ReverseBackend:

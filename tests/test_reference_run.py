@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit.train_presets import CPU_FIRSTPICK
+from rearank_kit.train.presets import CPU_FIRSTPICK
 
 RUN = Path(__file__).resolve().parents[1] / "data" / "runs" / "cpu-firstpick-dl21"
 SET_KEYS = {"set_id", "qid", "docids", "grades", "ideal_grades", "completion", "order", "rank_reward",
@@ -25,8 +25,8 @@ def lines(path: Path) -> list[dict]:
 
 
 def test_the_run_is_a_model_with_its_own_prompt():
-    from rearank_kit.policy import resolve_policy
-    from rearank_kit.prompts import load_template
+    from rearank_kit.core.prompts import load_template
+    from rearank_kit.rank.policy import resolve_policy
 
     policy = resolve_policy(RUN)
     assert (policy.template, policy.lenient, policy.window, policy.trained) == ("compact-short", True, 5, True)
@@ -75,14 +75,15 @@ def test_curves_band_and_sample_cover_the_run():
 
 @pytest.mark.slow
 def test_the_half_precision_adapter_reranks(tmp_path, sample_dir):
-    from rearank_kit.backends import load_backend
-    from rearank_kit.data import load_benchmark
-    from rearank_kit.rerank import RerankConfig, rerank
+    from rearank_kit.data.benchmarks import load_benchmark
+    from rearank_kit.rank.backends import load_backend
+    from rearank_kit.rank.run import rerank_benchmark
+    from rearank_kit.rank.settings import RerankConfig
 
     bench = load_benchmark(sample_dir, top_k=5).head(1)
     with load_backend("hf", model=str(RUN)) as backend:
-        (ranking,) = rerank(bench, backend, RerankConfig(top_k=5, window=5, step=4, template="compact-short",
-                                                         max_new_tokens=1), out_dir=tmp_path / "run")  # fmt: skip
+        config = RerankConfig(top_k=5, window=5, step=4, template="compact-short", max_new_tokens=1)
+        (ranking,) = rerank_benchmark(bench, backend, config, tmp_path / "run", progress=False).rankings
     assert sorted(ranking.docids) == sorted(bench.rankings[0].docids)
     trace = lines(tmp_path / "run" / "traces.jsonl")[0]
     assert trace["output_tokens"] == 1 and trace["template"] == "compact-short"

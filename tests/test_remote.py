@@ -1,4 +1,4 @@
-"""The paper's benchmarks: BEIR passages as the authors build them, BEIR and BRIGHT ids, the
+"""Remote benchmarks, offline: BEIR passages as the authors build them, BEIR, BRIGHT and ir_datasets ids, the
 authors' BRIGHT BM25 runs read from local files, and the offline failure messages."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from rearank_kit import data, env, remote
-from rearank_kit.bright_runs import bright_run_files, load_bright_run
-from rearank_kit.errors import DataError, KitError
+from rearank_kit.core import env
+from rearank_kit.core.errors import DataError, KitError
+from rearank_kit.data import benchmarks, remote
+from rearank_kit.data.bright import bright_run_files, load_bright_run
 
 # --- BEIR passages: "Title: {title} Content: {text}", the empty-title prefix removed -------------
 
@@ -89,16 +90,28 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("REARANK_KIT_BRIGHT", str(tmp_path / "no-bright"))
 
 
-@pytest.mark.parametrize(("fn", "args"), [(remote.load_beir, ("signal",)), (remote.load_beir, ("beir/trec-news",)),
-                                          (remote.resolve_any, ("beir/robust04",))])  # fmt: skip
-def test_pyserini_beir_fails_fast_offline(offline, fn, args):
+# Every loader that needs a network, with what its message must name besides the common advice.
+REMOTE_CALLS = [
+    (remote.load_beir, ("signal",), ["could not download BEIR", "raw.githubusercontent.com",
+                                     "through pyserini (topics and qrels beir-v1.0.0-", "-test, index beir-v1.0.0-"]),
+    (remote.load_beir, ("beir/trec-news",), ["could not download BEIR"]),
+    (remote.resolve_any, ("beir/robust04",), ["could not download BEIR"]),
+    (remote.load_bright, ("biology",), ["could not download"]),
+    (remote.load_ir_dataset, ("msmarco-passage/trec-dl-2019/judged",), ["could not download"]),
+    (remote.load_ir_dataset, ("beir/trec-covid",), ["could not download"]),
+    (remote.load_any, ("bright/pony",), ["could not download"]),
+    (remote.resolve_any, ("beir/scifact/test",), ["could not download"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fn", "args", "words"), REMOTE_CALLS)
+def test_remote_loaders_fail_fast_offline_with_local_advice(offline, fn, args, words):
     start = time.monotonic()
     with pytest.raises(KitError) as err:
         fn(*args)
     assert time.monotonic() - start < 30  # a guard against minutes of retries, not a benchmark
     message = str(err.value)
-    assert "could not download BEIR" in message and "no network?" in message and "raw.githubusercontent.com" in message
-    assert "through pyserini (topics and qrels beir-v1.0.0-" in message and "-test, index beir-v1.0.0-" in message
+    assert all(w in message for w in words) and "no network?" in message
     assert "benchmark folder with the four files" in message and "REARANK_KIT_DATA" in message
 
 
@@ -119,6 +132,44 @@ def test_eval_of_a_beir_id_offline_exits_2_without_traceback(offline, run_cli, t
     assert "could not download BEIR signal" in proc.stderr
 
 
+# --- remote ids: what needs no network ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("bright/biology", True), ("bright:leetcode", True), ("bright/chemistry", False),
+     ("beir/trec-covid", True), ("msmarco-passage/trec-dl-2019/judged", True), ("dl19", False),
+     ("data/sample", False), ("no/such-dataset", False)],
+)
+def test_is_remote_id(name, expected):
+    assert remote.is_remote_id(name) is expected
+
+
+@pytest.mark.parametrize(
+    ("dataset_id", "index"),
+    [("msmarco-passage/trec-dl-2020/judged", "msmarco-v1-passage"),
+     ("msmarco-passage-v2/trec-dl-2021/judged", "msmarco-v2-passage"),
+     ("beir/trec-covid", "beir-v1.0.0-trec-covid.flat"), ("beir/scifact/test", "beir-v1.0.0-scifact.flat"),
+     ("beir/cqadupstack/android", "beir-v1.0.0-cqadupstack-android.flat")],
+)
+def test_prebuilt_index_for(dataset_id, index):
+    assert remote.prebuilt_index_for(dataset_id) == index
+
+
+def test_remote_id_errors_need_no_network():
+    with pytest.raises(KitError, match="no pyserini prebuilt index"):
+        remote.prebuilt_index_for("antique/test")
+    with pytest.raises(KitError, match="tasks: biology, earth_science"):
+        remote.load_bright("chemistry")
+    with pytest.raises(KitError, match="Remote ids .* look like bright/biology"):
+        remote.load_any("no-such-benchmark")
+
+
+def test_load_any_reads_local_benchmarks(sample_dir):
+    assert len(remote.load_any("sample", top_k=4).rankings[0].candidates) == 4
+    assert remote.resolve_any(sample_dir) == sample_dir
+
+
 # --- BRIGHT: the authors' precomputed BM25 run, from local files --------------------------------
 
 RUN_LINES = [  # pony: q1 ranks d3, d9 (not in the corpus: dropped), d1, d2; q2 ranks d2, d1
@@ -128,7 +179,7 @@ RUN_LINES = [  # pony: q1 ranks d3, d9 (not in the corpus: dropped), d1, d2; q2 
 
 
 def write_bright_fixture(root, task="pony", corpus=None):
-    """A made-up task in the authors' layout (bright_runs.bright_run_files)."""
+    """A made-up task in the authors' layout (bright.bright_run_files)."""
     files = bright_run_files(task, root)
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +222,7 @@ def test_bright_ids_prefer_the_authors_runs_offline(monkeypatch, tmp_path, run_c
     assert folder == cache / "benchmarks" / "bright__pony__authors-bm25-top3"
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["source"] == "the authors' BM25 run" and manifest["task"] == "pony"
-    bench = data.load_benchmark(folder, top_k=3)
+    bench = benchmarks.load_benchmark(folder, top_k=3)
     assert bench.rankings[0].docids == ["d3", "d1", "d2"]
     assert not any(p.name.endswith(".tmp") for p in folder.parent.iterdir())  # built beside, published whole
     # The command line finds the same folder, offline; q3 (judged, not retrieved) counts as 0.

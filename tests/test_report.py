@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit.data import Candidate, Query, Ranking, load_benchmark, write_rankings_jsonl
-from rearank_kit.errors import KitError
-from rearank_kit.files import write_json, write_jsonl
-from rearank_kit.run_report import build_report, write_report
+from rearank_kit.analysis.report import build_report, write_report
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.files import write_json, write_jsonl
+from rearank_kit.core.records import Candidate, Query, Ranking, write_rankings_jsonl
+from rearank_kit.data.benchmarks import load_benchmark
 
 BROWSER = next((b for b in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if b), None)
 needs_browser = pytest.mark.skipif(
@@ -40,7 +41,7 @@ REASONING = {  # hand-written traces (not model output) on sample queries, so th
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, sample_dir):
-    """A rerank run folder in the layout rerank_run writes, with hand-written traces."""
+    """A rerank run folder in the layout rank/run.py writes, with hand-written traces."""
     folder = tmp_path_factory.mktemp("runs") / "sample-handwritten"
     folder.mkdir()
     bench = load_benchmark("sample", top_k=5)

@@ -7,9 +7,13 @@ import json
 
 import pytest
 
-from rearank_kit import cli, data, env, metrics, paper, reproduce
-from rearank_kit.errors import KitError
-from rearank_kit.reproduce import TableEntry
+from rearank_kit import cli
+from rearank_kit.core import env, metrics
+from rearank_kit.core import records as data
+from rearank_kit.core.errors import KitError
+from rearank_kit.data import benchmarks
+from rearank_kit.evaluation import paper, reproduce
+from rearank_kit.evaluation.reproduce import TableEntry
 
 TABLE1 = ["dl19", "dl20", "covid", "nfcorpus", "dbpedia", "scifact", "signal", "news", "robust04"]
 
@@ -78,7 +82,7 @@ def test_reproduce_reranks_evaluates_and_compares(tiny_table, sample_dir, tmp_pa
     (row,) = report["rows"]  # no BEIR mean: no BEIR set ran
 
     # The kit's numbers, evaluated again here from the files: the sample's first 2 queries, top 5.
-    bench = data.load_benchmark(sample_dir, top_k=5).head(2)
+    bench = benchmarks.load_benchmark(sample_dir, top_k=5).head(2)
     qrels = {r.query.qid: bench.qrels[r.query.qid] for r in bench.rankings}
     first = metrics.evaluate(bench.first_stage_run(), qrels).mean["nDCG@10"] * 100
     run = {q: {c.docid: -c.rank for c in cands} for q, cands in data.read_run(out / "dl19" / "run.trec").items()}

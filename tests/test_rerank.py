@@ -10,21 +10,15 @@ import re
 
 import pytest
 
-from rearank_kit import rerank as rerank_module
-from rearank_kit.backends import Generation, Pipeline
-from rearank_kit.data import Benchmark, Candidate, Query, Ranking, load_benchmark
-from rearank_kit.errors import KitError
-from rearank_kit.files import iter_jsonl
-from rearank_kit.rerank import (
-    RerankConfig,
-    config_for_backend,
-    default_batch_size,
-    default_mode,
-    rerank,
-    rerank_one,
-    window_positions,
-)
-from rearank_kit.rerank_run import OUTPUT_FILES, rerank_benchmark
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.files import iter_jsonl
+from rearank_kit.core.records import Benchmark, Candidate, Query, Ranking
+from rearank_kit.data.benchmarks import load_benchmark
+from rearank_kit.rank import settings as settings_module
+from rearank_kit.rank.backends import Generation, Pipeline
+from rearank_kit.rank.run import OUTPUT_FILES, rerank_benchmark
+from rearank_kit.rank.settings import RerankConfig, config_for_backend, default_batch_size, default_mode
+from rearank_kit.rank.windows import rerank, rerank_one, window_positions
 
 # --- window arithmetic --------------------------------------------------------------------------
 
@@ -150,7 +144,7 @@ def test_batched_calls_one_per_window_position_and_short_queries():
 
 def test_traces_and_logs(tmp_path):
     rankings = [make_ranking("a", list(range(12))), make_ranking("b", [3, 1, 2])]
-    rerank(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False)
+    rerank_benchmark(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False)
     traces = list(iter_jsonl(tmp_path / "traces.jsonl"))
     assert [(t["qid"], t["window"]) for t in traces] == [("a", [2, 12]), ("b", [0, 3]), ("a", [0, 7])]
     required = {"qid", "window", "docids", "output", "order", "diagnostics", "prompt_tokens", "output_tokens",
@@ -167,8 +161,9 @@ def test_traces_and_logs(tmp_path):
     # each record's share of the time it waited; the shares of one wait add up to the wait
     assert traces[0]["call_size"] == 2 and traces[0]["seconds"] == pytest.approx(traces[0]["call_seconds"] / 2)
     lockstep = tmp_path / "lockstep"
-    rerank(rankings, ScoreBackend(), with_(mode="batched"), lockstep, progress=False)
-    assert [r["query"]["qid"] for r in iter_jsonl(lockstep / "rankings.jsonl")] == ["a", "b"]  # group logged at its end
+    rerank_benchmark(rankings, ScoreBackend(), with_(mode="batched"), lockstep, progress=False)
+    # lock-step too logs each query the moment its last window is done: b (one window) before a
+    assert [r["query"]["qid"] for r in iter_jsonl(lockstep / "rankings.jsonl")] == ["b", "a"]
     assert [(t["qid"], t["window"]) for t in iter_jsonl(lockstep / "traces.jsonl")] == [(t["qid"], t["window"]) for t in traces]
 
 
@@ -177,10 +172,10 @@ def test_interrupt_then_resume_gives_the_same_result(tmp_path):
     config = RerankConfig(**{**CONFIG.to_dict(), "stop": None, "group_size": 1})
     expected = rerank(rankings, ScoreBackend(), config, progress=False)
     with pytest.raises(KeyboardInterrupt):  # 4 windows per query: stops inside the third query
-        rerank(rankings, ScoreBackend(fail_after=9), config, tmp_path, progress=False)
+        rerank_benchmark(rankings, ScoreBackend(fail_after=9), config, tmp_path, progress=False)
     assert len(list(iter_jsonl(tmp_path / "rankings.jsonl"))) == 2
     backend = ScoreBackend()
-    resumed = rerank(rankings, backend, config, tmp_path, progress=False)
+    resumed = rerank_benchmark(rankings, backend, config, tmp_path, progress=False).rankings
     assert len(backend.calls) == 8  # only the two unfinished queries
     assert [r.docids for r in resumed] == [r.docids for r in expected]
     traces = list(iter_jsonl(tmp_path / "traces.jsonl"))
@@ -189,30 +184,30 @@ def test_interrupt_then_resume_gives_the_same_result(tmp_path):
 
 def test_resume_refuses_a_different_setup_but_allows_other_batching(tmp_path):
     rankings = [make_ranking("a", list(range(12)))]
-    rerank(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False)
+    rerank_benchmark(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False)
     for change in [dict(window=8), dict(max_new_tokens=32), dict(template="rankgpt"), dict(seed=1)]:
         with pytest.raises(KitError, match="made differently"):
-            rerank(rankings, ScoreBackend(), RerankConfig(**{**CONFIG.to_dict(), "stop": None, **change}), tmp_path,
+            rerank_benchmark(rankings, ScoreBackend(), RerankConfig(**{**CONFIG.to_dict(), "stop": None, **change}), tmp_path,
                    progress=False)  # fmt: skip
     other = ScoreBackend()
     other.model_id = "another-model"
     with pytest.raises(KitError, match="model"):
-        rerank(rankings, other, CONFIG, tmp_path, progress=False)
+        rerank_benchmark(rankings, other, CONFIG, tmp_path, progress=False)
     backend = ScoreBackend()
     same = RerankConfig(**{**CONFIG.to_dict(), "stop": None, "mode": "sequential", "batch_size": 2})
-    rerank(rankings, backend, same, tmp_path, progress=False)
+    rerank_benchmark(rankings, backend, same, tmp_path, progress=False)
     assert backend.calls == []  # everything was finished already
 
 
 def test_resume_survives_a_torn_log_line(tmp_path):
     rankings = [make_ranking("a", list(range(12))), make_ranking("b", list(range(12)))]
     config = RerankConfig(**{**CONFIG.to_dict(), "stop": None, "group_size": 1})
-    expected = rerank(rankings, ScoreBackend(), config, tmp_path, progress=False)
+    expected = rerank_benchmark(rankings, ScoreBackend(), config, tmp_path, progress=False).rankings
     log = tmp_path / "rankings.jsonl"
     first, second = log.read_text().splitlines(keepends=True)
     log.write_text(first + second[: len(second) // 2])  # the interrupt cut the last write
     backend = ScoreBackend()
-    again = rerank(rankings, backend, config, tmp_path, progress=False)
+    again = rerank_benchmark(rankings, backend, config, tmp_path, progress=False).rankings
     assert len(backend.calls) == 2 and [r.docids for r in again] == [r.docids for r in expected]
     assert [r["query"]["qid"] for r in iter_jsonl(log)] == ["a", "b"]
 
@@ -281,12 +276,12 @@ def test_pipelined_interrupt_cancels_what_is_in_flight_and_resumes(tmp_path):
     expected = rerank(rankings, ScoreBackend(), config, progress=False)
     interrupted = OutOfOrderBackend(fail_after=6)
     with pytest.raises(KeyboardInterrupt):
-        rerank(rankings, interrupted, config, tmp_path, progress=False)
+        rerank_benchmark(rankings, interrupted, config, tmp_path, progress=False)
     assert interrupted.cancelled == 1  # q0's window, submitted but never answered, was cancelled
     logged = [r["query"]["qid"] for r in iter_jsonl(tmp_path / "rankings.jsonl")]
     assert logged == ["q1"]  # q1 ran ahead of q0 and finished
     backend = ScoreBackend()
-    resumed = rerank(rankings, backend, config, tmp_path, progress=False)
+    resumed = rerank_benchmark(rankings, backend, config, tmp_path, progress=False).rankings
     assert sum(backend.calls) == 12 and [r.docids for r in resumed] == [r.docids for r in expected]
     traces = list(iter_jsonl(tmp_path / "traces.jsonl"))
     assert len(traces) == 16 and len({(t["qid"], tuple(t["window"])) for t in traces}) == 16
@@ -331,26 +326,27 @@ def test_rerank_benchmark_owns_the_whole_folder(tmp_path):
 
 def test_rerank_benchmark_reads_the_template_once(tmp_path, monkeypatch):
     loads, resolves = [], []
-    real_load, real_resolved = rerank_module.load_template, RerankConfig.resolved
+    real_load, real_resolved = settings_module.load_template, RerankConfig.resolved
 
     def counting_load(name):
         loads.append(name)
         return real_load(name)
 
-    def counting_resolved(self, template=None):
+    def counting_resolved(self, template=None, window=None):
         resolves.append(template)
-        return real_resolved(self, template)
+        return real_resolved(self, template, window)
 
-    monkeypatch.setattr(rerank_module, "load_template", counting_load)
+    monkeypatch.setattr(settings_module, "load_template", counting_load)
     monkeypatch.setattr(RerankConfig, "resolved", counting_resolved)
     rerank_benchmark(toy_benchmark(), ScoreBackend(), CONFIG, tmp_path, progress=False)
     assert loads == ["compact"] and len(resolves) == 1 and resolves[0] is not None
 
 
-def test_rerank_with_a_folder_is_rerank_benchmark(tmp_path):
+def test_rerank_benchmark_writes_the_folder_rerank_keeps_in_memory(tmp_path):
     rankings = [make_ranking("a", list(range(12)))]
-    result = rerank(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False, manifest_fields={"data": "mine"})
-    assert result[0].docids[0] == "a-d11"
+    result = rerank_benchmark(rankings, ScoreBackend(), CONFIG, tmp_path, progress=False, manifest_fields={"data": "mine"})
+    assert result.rankings[0].docids[0] == "a-d11"
+    assert [r.docids for r in rerank(rankings, ScoreBackend(), CONFIG, progress=False)] == [result.rankings[0].docids]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(OUTPUT_FILES)
     assert json.loads((tmp_path / "manifest.json").read_text())["data"] == "mine"
     assert "no judgments" in json.loads((tmp_path / "metrics.json").read_text())["note"]
@@ -429,7 +425,7 @@ def small_benchmark(n):
 
 @pytest.fixture(scope="module")
 def bundled():
-    from rearank_kit.backends import load_backend
+    from rearank_kit.rank.backends import load_backend
 
     with load_backend("hf", model="smollm2-135m") as backend:
         yield backend
@@ -444,9 +440,10 @@ def test_pipelined_and_batched_equal_sequential_with_the_bundled_model(bundled, 
     """Greedy: the three modes give the same replies and rankings. Micro-batches of 2 over three
     queries: pipelined, a query whose window is done joins the next micro-batch."""
     bench = small_benchmark(3)
-    runs = {mode: rerank(bench, bundled, RerankConfig(**{**REAL.to_dict(), "stop": None, "mode": mode, "batch_size": 2,
-                                                    "max_new_tokens": 16}),
-                         tmp_path / mode, progress=False) for mode in ("sequential", "batched", "pipelined")}  # fmt: skip
+    runs = {mode: rerank_benchmark(bench, bundled, RerankConfig(**{**REAL.to_dict(), "stop": None, "mode": mode,
+                                                              "batch_size": 2, "max_new_tokens": 16}),
+                                   tmp_path / mode, progress=False).rankings
+            for mode in ("sequential", "batched", "pipelined")}  # fmt: skip
     traces = {mode: sorted((t["qid"], t["window"], t["output"]) for t in iter_jsonl(tmp_path / mode / "traces.jsonl"))
               for mode in runs}  # fmt: skip
     for mode in ("batched", "pipelined"):
@@ -460,13 +457,13 @@ def test_pipelined_and_batched_equal_sequential_with_the_bundled_model(bundled, 
 
 @pytest.mark.extended  # about 30 s; the scripted-backend resume tests above and the CLI's resume test cover it in make test
 def test_resume_with_the_bundled_model_reproduces_the_run(bundled, tmp_path):
-    from rearank_kit.data import format_run
+    from rearank_kit.core.records import format_run
 
     bench = small_benchmark(2)
-    full = rerank(bench, bundled, REAL, tmp_path, progress=False)
+    full = rerank_benchmark(bench, bundled, REAL, tmp_path, progress=False).rankings
     log = tmp_path / "rankings.jsonl"
     log.write_text(log.read_text().splitlines(keepends=True)[0])  # as if stopped after query 1
-    resumed = rerank(bench, bundled, REAL, tmp_path, progress=False)
+    resumed = rerank_benchmark(bench, bundled, REAL, tmp_path, progress=False).rankings
     assert format_run(resumed) == format_run(full)
     traces = list(iter_jsonl(tmp_path / "traces.jsonl"))
     assert len(traces) == 6  # the redone query's calls are not counted twice

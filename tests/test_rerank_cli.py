@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit.prompts import load_template
+from rearank_kit.core.prompts import load_template
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def test_rerank_cli_end_to_end_and_resume(tmp_path):
 def test_rerank_cli_warns_about_a_template_the_model_was_not_trained_for(tmp_path):
     """A named template the preset does not suit runs, with a warning (models.check_template);
     here the model cannot be fetched, so the run then stops before writing anything."""
-    from rearank_kit.env import hub_host, unreachable
+    from rearank_kit.core.env import hub_host, unreachable
 
     if unreachable((hub_host(),)) is None:
         pytest.skip("the hub is reachable: this would download Rearank-7B")

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from rearank_kit import Reranker, RerankResult
-from rearank_kit.backends import Generation
-from rearank_kit.errors import KitError
-from rearank_kit.policy import EXPORT_RECORD, TemplateMismatchWarning
-from rearank_kit.rerank import RerankConfig, rerank, rerank_one
+from rearank_kit.core.errors import KitError
+from rearank_kit.rank.backends import Generation
+from rearank_kit.rank.policy import EXPORT_RECORD, TemplateMismatchWarning
+from rearank_kit.rank.settings import RerankConfig
+from rearank_kit.rank.windows import rerank, rerank_one
 
 REPO = Path(__file__).resolve().parents[1]
 

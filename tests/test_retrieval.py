@@ -1,15 +1,15 @@
-"""BM25 retrieval (bm25s and real Lucene through pyserini), the retrieve command, remote loaders."""
+"""BM25 retrieval (bm25s and real Lucene through pyserini) and the retrieve command; remote benchmarks are tests/test_remote.py's."""
 
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from rearank_kit import data, env, remote, retrieval
-from rearank_kit.data import Query
-from rearank_kit.errors import KitError
+from rearank_kit.core import records as data
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.records import Query
+from rearank_kit.data import benchmarks, retrieval
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +65,9 @@ def test_pyserini_import_leaves_no_dummy_openai_key(tmp_path):
 
     code = (
         "import os\n"
-        "from rearank_kit import retrieval\n"
-        "from rearank_kit.backends import load_backend\n"
-        "from rearank_kit.errors import KitError\n"
+        "from rearank_kit.data import retrieval\n"
+        "from rearank_kit.rank.backends import load_backend\n"
+        "from rearank_kit.core.errors import KitError\n"
         "searcher_class = retrieval.import_pyserini().LuceneSearcher\n"
         "print('key left:', 'OPENAI_API_KEY' in os.environ)\n"
         "try:\n"
@@ -142,7 +142,7 @@ def test_retrieve_cli_end_to_end(run_cli, sample_dir, tmp_path, backend):
     proc = run_cli("retrieve", "--passages", src / "collection.jsonl", "--queries", src / "queries.tsv",
                    "--qrels", src / "qrels.txt", "--out", out, "--k", "7", "--backend", backend, "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    bench = data.load_benchmark(out, top_k=None)
+    bench = benchmarks.load_benchmark(out, top_k=None)
     assert [len(r.candidates) for r in bench.rankings] == [7] * 10
     retrieved = {d for r in bench.rankings for d in r.docids}
     assert set(data.read_passages(out / "passages.jsonl")) == retrieved  # only the candidates
@@ -160,69 +160,3 @@ def test_retrieve_cli_without_qrels_writes_empty_qrels(run_cli, sample_dir, tmp_
     assert proc.returncode == 0, proc.stderr
     assert (out / "qrels.txt").read_text().strip() == ""
     assert len(data.read_run(out / "candidates.trec")) == 10
-
-
-# --- remote loaders: fail fast here, with directions to local files -----------------------------
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """Skip where a network is reachable: these tests are about the machine without one."""
-    if env.unreachable(["huggingface.co"]) is None:
-        pytest.skip("a network is reachable; the fail-fast path cannot be exercised here")
-    monkeypatch.setenv("REARANK_KIT_CACHE", str(tmp_path / "cache"))
-
-
-REMOTE_CALLS = [
-    (remote.load_bright, ("biology",)),
-    (remote.load_ir_dataset, ("msmarco-passage/trec-dl-2019/judged",)),
-    (remote.load_ir_dataset, ("beir/trec-covid",)),
-    (remote.load_any, ("bright/pony",)),
-    (remote.resolve_any, ("beir/scifact/test",)),
-]
-
-
-@pytest.mark.parametrize(("fn", "args"), REMOTE_CALLS)
-def test_remote_loaders_fail_fast_with_local_advice(offline, fn, args):
-    start = time.monotonic()
-    with pytest.raises(KitError) as err:
-        fn(*args)
-    assert time.monotonic() - start < 30  # a guard against minutes of retries, not a benchmark
-    message = str(err.value)
-    assert "could not download" in message and "no network?" in message
-    assert "benchmark folder with the four files" in message and "REARANK_KIT_DATA" in message
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [("bright/biology", True), ("bright:leetcode", True), ("bright/chemistry", False),
-     ("beir/trec-covid", True), ("msmarco-passage/trec-dl-2019/judged", True), ("dl19", False),
-     ("data/sample", False), ("no/such-dataset", False)],
-)
-def test_is_remote_id(name, expected):
-    assert remote.is_remote_id(name) is expected
-
-
-@pytest.mark.parametrize(
-    ("dataset_id", "index"),
-    [("msmarco-passage/trec-dl-2020/judged", "msmarco-v1-passage"),
-     ("msmarco-passage-v2/trec-dl-2021/judged", "msmarco-v2-passage"),
-     ("beir/trec-covid", "beir-v1.0.0-trec-covid.flat"), ("beir/scifact/test", "beir-v1.0.0-scifact.flat"),
-     ("beir/cqadupstack/android", "beir-v1.0.0-cqadupstack-android.flat")],
-)
-def test_prebuilt_index_for(dataset_id, index):
-    assert remote.prebuilt_index_for(dataset_id) == index
-
-
-def test_remote_id_errors_need_no_network():
-    with pytest.raises(KitError, match="no pyserini prebuilt index"):
-        remote.prebuilt_index_for("antique/test")
-    with pytest.raises(KitError, match="tasks: biology, earth_science"):
-        remote.load_bright("chemistry")
-    with pytest.raises(KitError, match="Remote ids .* look like bright/biology"):
-        remote.load_any("no-such-benchmark")
-
-
-def test_load_any_reads_local_benchmarks(sample_dir):
-    assert len(remote.load_any("sample", top_k=4).rankings[0].candidates) == 4
-    assert remote.resolve_any(sample_dir) == sample_dir

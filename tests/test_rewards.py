@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rearank_kit.parsing import format_ranking
-from rearank_kit.rewards import (
+from rearank_kit.core.parsing import format_ranking
+from rearank_kit.train.rewards import (
     DEFAULT_WEIGHTS,
     MODES,
     completion_text,

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from rearank_kit.errors import KitError
-from rearank_kit.prompts import load_template
-from rearank_kit.sft import CPU_TINY, PAPER, PRESETS, apply_overrides, best_order, prepare_sft, sft_target
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.prompts import load_template
+from rearank_kit.train.sft import CPU_TINY, PAPER, PRESETS, apply_overrides, best_order, prepare_sft, sft_target
 
 # --- the target ----------------------------------------------------------------------------------
 
@@ -52,7 +52,7 @@ def test_sft_config_learns_the_target_only(tmp_path):
 
 @pytest.fixture(scope="module")
 def sample_sets(tmp_path_factory, sample_dir):
-    from rearank_kit.augment import AugmentConfig, run_augment
+    from rearank_kit.train.augment import AugmentConfig, run_augment
 
     out = tmp_path_factory.mktemp("aug") / "w5"
     run_augment(sample_dir, out, AugmentConfig(window=5, samples_per_query=3, seed=0, template="compact",
@@ -90,8 +90,8 @@ def test_prepare_refuses_what_would_train_wrong(sample_sets):
 def test_two_steps_then_the_run_is_a_policy_for_evaluate_sets(tmp_path, sample_sets, run_cli):
     from safetensors.torch import load_file
 
-    from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
-    from rearank_kit.policy import resolve_policy
+    from rearank_kit.evaluation.heldout import SetEvalConfig, evaluate_sets
+    from rearank_kit.rank.policy import resolve_policy
 
     run = tmp_path / "sft"
     proc = run_cli("sft", "--preset", "cpu-tiny", "--data", sample_sets, "--steps", "2", "--out", run,

@@ -22,7 +22,7 @@ def policy():
     from peft import LoraConfig, get_peft_model
     from trl.trainer.utils import add_fused_lm_head
 
-    from rearank_kit.models import load_hf_model
+    from rearank_kit.rank.policy import load_hf_model
 
     torch.manual_seed(0)
     model, tok = load_hf_model("smollm2-135m")
@@ -64,7 +64,7 @@ def _trl_reference(model, ids, mask, keep):
 def test_shared_log_probs_entropies_and_gradients_equal_trls(policy):
     import torch
 
-    from rearank_kit.shared_prefix import per_token_logps, unique_rows
+    from rearank_kit.train.shared_prefix import per_token_logps, unique_rows
 
     model, tok = policy
     ids, mask, keep = _round(tok)
@@ -91,7 +91,7 @@ def test_shared_log_probs_entropies_and_gradients_equal_trls(policy):
 def test_shared_generation_continues_each_prompt_like_plain_generation(policy):
     import torch
 
-    from rearank_kit.shared_prefix import shared_generate
+    from rearank_kit.train.shared_prefix import shared_generate
 
     model, tok = policy
     ids, mask, keep = _round(tok)

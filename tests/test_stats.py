@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rearank_kit.stats import cluster_bootstrap, cluster_sign_flip, compare_paired
+from rearank_kit.core.stats import cluster_bootstrap, cluster_sign_flip, compare_paired
 
 
 def test_a_clear_gain_has_an_interval_above_zero_and_a_small_p():

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rearank_kit import traces
-from rearank_kit.data import read_qrels
-from rearank_kit.errors import DataError, KitError
+from rearank_kit.analysis import traces
+from rearank_kit.core.errors import DataError, KitError
+from rearank_kit.core.records import read_qrels
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TRACES = FIXTURES / "traces_small.jsonl"

@@ -28,7 +28,7 @@ TEST_SETTINGS = ["max_completion_length=16", "beta=0.01", "temperature=1.0", "to
 @pytest.fixture(scope="module")
 def improvable_sets(tmp_path_factory, sample_dir) -> Path:
     """Window-5 sets from data/sample whose order can be improved (best_ndcg > init_ndcg)."""
-    from rearank_kit.augment import AugmentConfig, run_augment
+    from rearank_kit.train.augment import AugmentConfig, run_augment
 
     base = tmp_path_factory.mktemp("aug")
     run_augment(sample_dir, base / "all", AugmentConfig(window=5, samples_per_query=4, seed=0, template="compact"))
@@ -49,8 +49,9 @@ def _adapter(path: Path) -> dict:
 
 def test_cpu_tiny_two_steps_with_resume(improvable_sets, tmp_path):
     from rearank_kit.cli import main
-    from rearank_kit.train import train
-    from rearank_kit.train_presets import CPU_TINY, apply_overrides, parse_set_args
+    from rearank_kit.train.generative import train
+    from rearank_kit.train.overrides import apply_overrides, parse_set_args
+    from rearank_kit.train.presets import CPU_TINY
 
     out = tmp_path / "run"
     sets = [arg for setting in TEST_SETTINGS for arg in ("--set", setting)]

@@ -15,26 +15,19 @@ from types import SimpleNamespace
 
 import pytest
 
-from rearank_kit import train_presets
-from rearank_kit.errors import KitError
-from rearank_kit.train_callbacks import MetricsLogger, RunMonitor, TrainingWarning
-from rearank_kit.train_presets import (
-    CPU_FIRSTPICK,
-    CPU_TINY,
-    GPU_SMALL,
-    PAPER,
-    PRESETS,
-    TrainConfig,
-    apply_overrides,
+from rearank_kit.core.errors import KitError
+from rearank_kit.train import presets as train_presets
+from rearank_kit.train.callbacks import MetricsLogger, RunMonitor, TrainingWarning
+from rearank_kit.train.overrides import apply_overrides, parse_set_args
+from rearank_kit.train.preflight import (
     check_batch,
     check_prompt_lengths,
     check_set_size,
     check_template,
-    format_config,
-    get_preset,
-    parse_set_args,
     plan,
 )
+from rearank_kit.train.presets import CPU_FIRSTPICK, CPU_TINY, GPU_SMALL, PAPER, PRESETS, get_preset
+from rearank_kit.train.settings import TrainConfig, format_config
 
 # --- the paper's arithmetic ----------------------------------------------------------------------
 
@@ -222,7 +215,7 @@ def test_check_prompt_lengths_reports_how_many_and_can_drop():
 
 def test_check_template_warns_for_a_template_the_model_does_not_suit():
     """A config names its template, so an unusual pair trains, with the kit's one mismatch warning."""
-    from rearank_kit.policy import TemplateMismatchWarning
+    from rearank_kit.rank.policy import TemplateMismatchWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -239,7 +232,7 @@ def test_check_template_warns_for_a_template_the_model_does_not_suit():
 
 @pytest.fixture(scope="module")
 def sample_sets(tmp_path_factory, sample_dir):
-    from rearank_kit.augment import AugmentConfig, run_augment
+    from rearank_kit.train.augment import AugmentConfig, run_augment
 
     out = tmp_path_factory.mktemp("aug") / "w5"
     run_augment(sample_dir, out, AugmentConfig(window=5, samples_per_query=3, seed=0, template="compact"))
@@ -247,7 +240,7 @@ def sample_sets(tmp_path_factory, sample_dir):
 
 
 def test_prepare_renders_prefilled_text_prompts(sample_sets):
-    from rearank_kit.train import prepare
+    from rearank_kit.train.generative import prepare
 
     p = prepare(CPU_TINY, sample_sets)
     prompt = p.dataset[0]["prompt"]
@@ -258,7 +251,7 @@ def test_prepare_renders_prefilled_text_prompts(sample_sets):
 
 
 def test_prepare_uses_the_chat_format_without_prefill(sample_sets):
-    from rearank_kit.train import prepare
+    from rearank_kit.train.generative import prepare
 
     p = prepare(dataclasses.replace(CPU_TINY, template="rankgpt"), sample_sets)
     prompt = p.dataset[0]["prompt"]
@@ -266,7 +259,7 @@ def test_prepare_uses_the_chat_format_without_prefill(sample_sets):
 
 
 def test_prepare_refuses_wrong_set_size_and_long_prompts(sample_sets):
-    from rearank_kit.train import prepare
+    from rearank_kit.train.generative import prepare
 
     with pytest.raises(KitError, match="sets of 20 passages, but the data has sets of 5"):
         prepare(dataclasses.replace(CPU_TINY, window=20), sample_sets)
@@ -275,7 +268,7 @@ def test_prepare_refuses_wrong_set_size_and_long_prompts(sample_sets):
 
 
 def test_rotated_sets_sit_side_by_side_in_every_round(sample_sets, tmp_path):
-    from rearank_kit.train import prepare
+    from rearank_kit.train.generative import prepare
 
     config = dataclasses.replace(CPU_FIRSTPICK, template="compact", max_prompt_length=1024, max_steps=2)
     plain = prepare(dataclasses.replace(config, rotate_sets=False), sample_sets).dataset
@@ -305,7 +298,7 @@ def test_cpu_firstpick_is_a_one_token_bandit_on_balanced_batches():
 
 
 def test_train_refuses_an_existing_run_without_resume(tmp_path, sample_sets):
-    from rearank_kit.train import train
+    from rearank_kit.train.generative import train
 
     (tmp_path / "checkpoint-3").mkdir()
     (tmp_path / "checkpoint-3" / "trainer_state.json").write_text("{}")

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from rearank_kit.backends import GenerationConfig, load_backend
+from rearank_kit.rank.backends import GenerationConfig, load_backend
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ CONVERSATIONS = [_conversation(q, p) for q, p in RANKING]
 def _vllm_or_skip():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():  # the same settings the backend applies, before the import
-        from rearank_kit.backends.vllm import CPU_ENV
+        from rearank_kit.rank.backends.vllm import CPU_ENV
 
         for key, value in CPU_ENV.items():
             os.environ.setdefault(key, value)
@@ -66,8 +66,8 @@ def hf_texts():
 # trips over llvmlite objects that other tests' imports (bm25s -> numba) leave in this process.
 _VLLM_SCRIPT = """
 import json, sys
-from rearank_kit.backends import GenerationConfig, load_backend
-from rearank_kit.errors import KitError
+from rearank_kit.rank.backends import GenerationConfig, load_backend
+from rearank_kit.core.errors import KitError
 conversations, prefill = json.loads(sys.stdin.read())
 report = {}
 backend = load_backend("vllm", model="smollm2-135m", max_model_len=1024)  # an engine argument, passed through
@@ -99,15 +99,16 @@ with backend:
     # sliding windows: three queries, three windows each, in the three modes
     import tempfile
     from pathlib import Path
-    from rearank_kit.data import load_benchmark
-    from rearank_kit.files import iter_jsonl
-    from rearank_kit.rerank import RerankConfig, rerank
+    from rearank_kit.data.benchmarks import load_benchmark
+    from rearank_kit.core.files import iter_jsonl
+    from rearank_kit.rank.settings import RerankConfig
+    from rearank_kit.rank.run import rerank_benchmark
     bench = load_benchmark("sample", top_k=10).head(3)
     report["rankings"], report["outputs"] = {}, {}
     for mode in ("sequential", "batched", "pipelined"):
         out = Path(tempfile.mkdtemp()) / mode
         config = RerankConfig(top_k=10, window=5, step=3, template="compact", max_new_tokens=32, mode=mode)
-        rankings = rerank(bench, backend, config, out, progress=False)
+        rankings = rerank_benchmark(bench, backend, config, out, progress=False).rankings
         report["rankings"][mode] = [r.docids for r in rankings]
         report["outputs"][mode] = sorted((t["qid"], t["window"], t["output"]) for t in iter_jsonl(out / "traces.jsonl"))
 report["closed"] = backend.llm is None

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rearank_kit.errors import KitError
+from rearank_kit.core.errors import KitError
 
 # --- old spellings ------------------------------------------------------------------------------
 
@@ -55,6 +55,31 @@ def deprecated(p: argparse.ArgumentParser, old: str, new: str, *, dest: str, fla
                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # fmt: skip
 
 
+# --- numbers in range -----------------------------------------------------------------------------
+
+
+def in_range(field: str, kind: type = int) -> Any:
+    """argparse ``type`` for the flag of ``field`` in ``settings.RANGES``: parsed as ``kind`` and
+    checked against the field's range when the command line is read, before anything loads."""
+    from rearank_kit.rank.settings import RANGES
+
+    allowed = RANGES[field]
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        try:
+            allowed.check(value, "value")
+        except KitError:
+            raise argparse.ArgumentTypeError(f"{value!r} is out of range; {allowed.describe()}") from None
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 # --- shared flags -------------------------------------------------------------------------------
 
 
@@ -64,9 +89,9 @@ def add_progress(p: argparse.ArgumentParser) -> None:
 
 
 def add_top_k(p: argparse.ArgumentParser, default: int, help: str, old: tuple[str, ...] = ()) -> None:
-    p.add_argument("--top-k", type=int, default=default, help=f"{help} (default: {default})")
+    p.add_argument("--top-k", type=in_range("top_k"), default=default, help=f"{help} (default: {default})")
     for spelling in old:
-        deprecated(p, spelling, "--top-k", dest="top_k", type=int)
+        deprecated(p, spelling, "--top-k", dest="top_k", type=in_range("top_k"))
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
@@ -80,7 +105,7 @@ def print_run_json(summary: dict[str, Any], out: Path) -> None:
 
 def template_name(value: str) -> str:
     """argparse type of ``--template``: a bundled template's name or an existing .toml file."""
-    from rearank_kit.prompts import available_templates
+    from rearank_kit.core.prompts import available_templates
 
     if value in available_templates() or (value.endswith(".toml") and Path(value).is_file()):
         return value
@@ -89,7 +114,7 @@ def template_name(value: str) -> str:
 
 
 def add_template(p: argparse.ArgumentParser, default: str | None, help: str) -> None:
-    from rearank_kit.prompts import available_templates
+    from rearank_kit.core.prompts import available_templates
 
     names = ", ".join(available_templates())
     p.add_argument("--template", type=template_name, default=default, metavar="NAME|FILE.toml",
@@ -97,11 +122,20 @@ def add_template(p: argparse.ArgumentParser, default: str | None, help: str) -> 
 
 
 def add_model(p: argparse.ArgumentParser) -> None:
-    from rearank_kit.models import PRESETS
+    from rearank_kit.rank.models import PRESETS
 
     p.add_argument("--model", default="smollm2-135m",
                    help=f"a preset ({', '.join(PRESETS)}), a local folder, a hub id, or a training run folder / "
                         "checkpoint (its template and window come from its manifest); default: smollm2-135m")  # fmt: skip
+
+
+def add_windows(p: argparse.ArgumentParser, window_help: str) -> None:
+    """``--window`` and ``--stride`` (and the old ``--step``), None when not given: the one owner of
+    their defaults is ``settings.RerankConfig.for_model``."""
+    p.add_argument("--window", type=in_range("window"), help=window_help)
+    p.add_argument("--stride", type=in_range("step"), help="how far the window moves up, bottom to top (default: half "
+                   "the window)")  # fmt: skip
+    deprecated(p, "--step", "--stride", dest="stride", type=in_range("step"))
 
 
 # --- input --------------------------------------------------------------------------------------
@@ -120,7 +154,7 @@ def add_input(p: argparse.ArgumentParser, qrels_help: str = "TREC qrels of the q
 
 def load_input(args: argparse.Namespace, top_k: int):
     """(Benchmark, manifest fields) for the input flags of ``add_input``."""
-    from rearank_kit.inputs import load_input as load
+    from rearank_kit.data.inputs import load_input as load
 
     return load(args.data, run=args.run, passages=args.passages, queries=args.queries_file, qrels=args.qrels,
                 top_k=top_k)  # fmt: skip
@@ -138,7 +172,7 @@ def device_name(value: str) -> str:
 
 
 def add_backend(p: argparse.ArgumentParser, base_url: bool = True) -> None:
-    from rearank_kit.backends import BACKENDS
+    from rearank_kit.rank.backends import BACKENDS
 
     p.add_argument("--backend", default="hf", choices=BACKENDS, help="inference backend (default: hf)")
     p.add_argument("--device", type=device_name, default="auto",
@@ -189,7 +223,7 @@ def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             check_device(args.device)
         kwargs["device"] = args.device
     if engine:
-        from rearank_kit.backends.vllm import check_engine_args
+        from rearank_kit.rank.backends.vllm import check_engine_args
 
         check_engine_args(engine, flag="--engine-arg")
         kwargs.update(engine)
@@ -198,7 +232,7 @@ def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_device(device: str) -> None:
     """``--device`` names a device this machine has (``models.resolve_device``), else a KitError."""
-    from rearank_kit.models import resolve_device
+    from rearank_kit.rank.models import resolve_device
 
     try:
         resolve_device(device)
@@ -211,3 +245,27 @@ def check_device(device: str) -> None:
         if int(device.split(":")[1]) >= count:
             raise KitError(f"--device {device}: this machine has {count} CUDA GPU(s), numbered from 0 "
                            f"(cuda:0 to cuda:{count - 1})")  # fmt: skip
+
+
+# --- training commands ----------------------------------------------------------------------------
+
+
+def flag_overrides(args: argparse.Namespace, items: list[str], flags: dict[str, str]) -> dict[str, Any]:
+    """The ``--set KEY=VALUE`` items, then the named flags (``{flag: field}``) given on the command
+    line, which win over them."""
+    from rearank_kit.train.overrides import parse_set_args
+
+    overrides: dict[str, Any] = parse_set_args(items)
+    for flag, key in flags.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+def launch_main(command: str, argv: list[str] | None = None) -> int:
+    """``python -m rearank_kit.commands.<command>`` (what ``accelerate launch -m`` runs): the same
+    as ``rearank-kit <command>``."""
+    from rearank_kit.cli import main as cli_main
+
+    return cli_main([command, *(sys.argv[1:] if argv is None else argv)])

@@ -3,7 +3,7 @@
 For every judged query, draw --samples-per-query sets of --window passages from its first-stage
 top-100, score each set's initial and best nDCG@10, and drop sets with no relevant passage or
 with nDCG@10 below --min-ndcg. Queries are split into train/test by query. See
-rearank_kit/augment.py for the algorithm and how it departs from the paper.
+rearank_kit/train/augment.py for the algorithm and how it departs from the paper.
 
     rearank-kit augment --data dl21 --samples-per-query 50 --window 20 --seed 0 --out runs/aug-dl21
     rearank-kit augment --data sample --window 5 --template compact --out runs/aug-sample
@@ -76,8 +76,8 @@ def _print_summary(s: dict, out) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rearank_kit.augment import AugmentConfig, augment, write_augmented
-    from rearank_kit.errors import KitError
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.train.augment import AugmentConfig, augment, write_augmented
 
     config = AugmentConfig(
         samples_per_query=args.samples_per_query, window=args.window, seed=args.seed, filter=args.filter,

@@ -9,7 +9,7 @@
 finished rerank run's rankings as RankLLM results (scores n..1 in reranked order). --from rankllm
 reads RankLLM requests or results (.jsonl, or a .json array) and writes a benchmark folder whose
 candidates.trec is the file's order: `rearank-kit rerank --data` reranks it, `rearank-kit eval
---data` evaluates it. See rearank_kit/rankllm.py for the format.
+--data` evaluates it. See rearank_kit/data/rankllm.py for the format.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rearank_kit import rankllm
-    from rearank_kit.errors import KitError
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.data import rankllm
 
     out = Path(args.out)
     if args.source:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from rearank_kit.commands import _common
-from rearank_kit.errors import KitError
+from rearank_kit.core.errors import KitError
 
 HELP = "rerank the bundled sample with the bundled model (offline) and compare with BM25"
 SAMPLE = "sample"
@@ -59,24 +59,24 @@ def choose_backend(asked: str, device: str, out: Path, overwrite: bool) -> str:
         return asked
     import importlib.util
 
-    from rearank_kit.manifest import read_manifest
+    from rearank_kit.core.manifest import read_manifest
 
     earlier = None if overwrite or not out.is_dir() else (read_manifest(out) or {}).get("backend")
     if earlier in ("hf", "vllm"):
         return earlier
     if device.startswith("cuda"):
         return "hf"
-    from rearank_kit.models import resolve_device
+    from rearank_kit.rank.models import resolve_device
 
     on_cpu = resolve_device(device) == "cpu"
     return "vllm" if on_cpu and importlib.util.find_spec("vllm") is not None else "hf"
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.rerank import RerankConfig
-    from rearank_kit.rerank_run import rerank_benchmark
+    from rearank_kit.rank.run import rerank_benchmark
+    from rearank_kit.rank.settings import RerankConfig
 
-    # 20 candidates in one window of 20: one model call per query, ~40 s on 2 CPU cores with vLLM.
+    # 20 candidates in one window of 20: one model call per query (its time: BENCHMARKS.md, "The demo").
     # batch_size and mode None: the backend's defaults (rerank.default_batch_size, default_mode)
     config = RerankConfig(top_k=20, window=20, step=10, template=TEMPLATE, batch_size=None)
     out = Path(args.out)

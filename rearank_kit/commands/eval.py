@@ -29,10 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.data import read_qrels, read_run
-    from rearank_kit.errors import KitError
-    from rearank_kit.metrics import evaluate
-    from rearank_kit.remote import resolve_any
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.core.metrics import evaluate
+    from rearank_kit.core.records import read_qrels, read_run
+    from rearank_kit.data.remote import resolve_any
 
     folder = resolve_any(args.data)  # a folder, a local name, or (with a network) an ir_datasets id
     qrels_path = folder / "qrels.txt"

@@ -17,7 +17,7 @@ import argparse
 import json
 
 from rearank_kit.commands._common import add_json, add_progress, add_template
-from rearank_kit.stats import format_interval
+from rearank_kit.core.stats import format_interval
 
 NAME = "evaluate-sets"
 HELP = "evaluate a model on held-out augmented sets (rank reward, nDCG@10 gain, paired comparison)"
@@ -65,7 +65,7 @@ def print_metrics(m: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.evaluate_sets import SetEvalConfig, evaluate_sets
+    from rearank_kit.evaluation.heldout import SetEvalConfig, evaluate_sets
 
     config = SetEvalConfig(split=args.split, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                            per_query=args.sets_per_query, lenient=args.lenient, seed=args.seed, ids_only=args.ids_only)

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.export import export_run
+    from rearank_kit.train.export import export_run
 
     out = export_run(args.run, args.out, heldout=args.heldout, overwrite=args.overwrite)
     print(f"exported {args.run} -> {out} (weights, tokenizer, README.md model card, rearank_kit.json)")

@@ -6,7 +6,7 @@ a cached Hugging Face checkpoint, and print its folder; or list the model preset
     rearank-kit prepare --list     # the model presets and the templates they accept
 
 The checkpoint goes to $REARANK_KIT_CACHE/models/smollm2-135m-instruct (default cache
-~/.cache/rearank-kit). See rearank_kit/bundled.py.
+~/.cache/rearank-kit). See rearank_kit/rank/bundled.py.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
-        from rearank_kit.models import PRESETS
+        from rearank_kit.rank.models import PRESETS
 
         for p in PRESETS.values():
             allowed = ", ".join(p.templates_allowed) if p.templates_allowed else "any"
             print(f"{p.name}\tdefault template: {p.default_template}\ttemplates: {allowed}\t{p.notes}")
         return 0
-    from rearank_kit.bundled import prepare_bundled_model
+    from rearank_kit.rank.bundled import prepare_bundled_model
 
     print(prepare_bundled_model(force=args.force))
     return 0

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.run_report import write_report
+    from rearank_kit.analysis.report import write_report
 
     out = write_report(args.run, args.out, data=args.data, text=not args.no_text)
     if args.json:

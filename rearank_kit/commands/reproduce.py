@@ -32,12 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the paper row to compare the reranked numbers with (default: REARANK-7B; e.g. "
                         "RankQwen2.5-7B for Qwen/Qwen2.5-7B-Instruct)")
     _common.add_top_k(p, 100, "rerank the first-stage top k (the paper's: 100)")
-    p.add_argument("--window", type=int, help="passages per model call (default: 20, the paper's)")
-    p.add_argument("--stride", type=int, help="how far the window moves up (default: half the window)")
+    _common.add_windows(p, "passages per model call (default: 20, the paper's)")
     p.add_argument("--queries", type=int, metavar="N", help="only the first N queries of each benchmark (a smoke "
                    "run; not comparable with the paper)")
-    p.add_argument("--max-new-tokens", type=int, help="generation limit (default: 2048 for reasoning templates)")
-    p.add_argument("--batch-size", type=int, help="conversations per forward pass (default: the backend's)")
+    p.add_argument("--max-new-tokens", type=_common.in_range("max_new_tokens"),
+                   help="generation limit (default: 2048 for reasoning templates)")
+    p.add_argument("--batch-size", type=_common.in_range("batch_size"), help="conversations per forward pass "
+                   "(default: the backend's)")
     p.add_argument("--missing-queries", choices=("zero", "skip"), default="zero",
                    help="judged queries missing from a run: zero = count as 0 (trec_eval -c, the default), "
                         "skip = leave them out of the mean")
@@ -49,15 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.policy import resolve_policy
-    from rearank_kit.reproduce import format_report, reproduce
-    from rearank_kit.rerank import RerankConfig
+    from rearank_kit.evaluation.reproduce import format_report, reproduce
+    from rearank_kit.rank.settings import RerankConfig
 
-    policy = resolve_policy(args.model, args.template)  # warns when --template is not the model's own
-    window = args.window or policy.window or 20
-    config = RerankConfig(top_k=args.top_k, window=window, step=args.stride or max(window // 2, 1),
-                          template=policy.template, max_new_tokens=args.max_new_tokens,
-                          batch_size=args.batch_size)  # fmt: skip
+    # None for what the user did not give: reproduce asks RerankConfig.for_model for the model's own.
+    config = RerankConfig(top_k=args.top_k, window=args.window, step=args.stride, template=args.template,
+                          max_new_tokens=args.max_new_tokens, batch_size=args.batch_size).check()  # fmt: skip
     result = reproduce(args.table, args.model, args.out, config=config, backend_name=args.backend,
                        backend_kwargs=_common.backend_kwargs(args), queries=args.queries, system=args.system,
                        missing_queries=args.missing_queries, skip_missing=args.skip_missing,

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit.commands import _common
-from rearank_kit.rerank_run import DEFAULT_MEASURES
+from rearank_kit.rank.run import DEFAULT_MEASURES
+from rearank_kit.rank.settings import MODES
 
 HELP = "rerank first-stage candidates with a listwise LLM (sliding windows, resumable)"
 
@@ -33,16 +34,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                   "run used; another one is allowed with a warning)")  # fmt: skip
     p.add_argument("--out", required=True, help="output folder (an existing run there is resumed)")
     _common.add_top_k(p, 100, "rerank the first-stage top k")
-    p.add_argument("--window", type=int, help="passages per model call (default: 20, or the window a training run used)")
-    p.add_argument("--stride", type=int, help="how far the window moves up, bottom to top (default: half the window)")
-    _common.deprecated(p, "--step", "--stride", dest="stride", type=int)
+    _common.add_windows(p, "passages per model call (default: the window a training run used, else 20)")
     p.add_argument("--queries", type=int, metavar="N", help="only the first N queries (smoke runs)")
-    p.add_argument("--max-new-tokens", type=int, help="generation limit (default: 2048 for reasoning templates, else 128)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--max-new-tokens", type=_common.in_range("max_new_tokens"),
+                   help="generation limit (default: 2048 for reasoning templates, else 128)")
+    p.add_argument("--batch-size", type=_common.in_range("batch_size"),
                    help="conversations per forward pass (default: 1 for the hf backend on a CPU, else 8)")
-    p.add_argument("--group-size", type=int, default=32, help="queries reranked together in batched mode (default: 32)")
-    p.add_argument("--sequential", action="store_true", help="query by query, window by window (the paper's loop)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--mode", choices=MODES, help="how windows go to the backend: pipelined (default: each query's "
+                   "next window as soon as its reply is read), batched (lock-step, the authors' loop) or "
+                   "sequential (query by query, window by window, the paper's description)")
+    p.add_argument("--sequential", dest="mode", action="store_const", const="sequential", help="the same as --mode "
+                   "sequential")
+    p.add_argument("--group-size", type=_common.in_range("group_size"), default=32,
+                   help="queries in flight (pipelined) or reranked together (batched) (default: 32)")
+    p.add_argument("--temperature", type=_common.in_range("temperature", float), default=0.0, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--measures", default=DEFAULT_MEASURES, help=f"ir-measures for metrics.json (default: {DEFAULT_MEASURES})")
     p.add_argument("--overwrite", action="store_true", help="delete this command's earlier outputs in --out and start again")
@@ -64,21 +69,18 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.policy import resolve_policy
-    from rearank_kit.rerank import RerankConfig
-    from rearank_kit.rerank_run import check_out, rerank_benchmark
+    from rearank_kit.rank.run import check_out, rerank_benchmark
+    from rearank_kit.rank.settings import RerankConfig
 
     out = Path(args.out)
     check_out(out)  # before anything is loaded
     kwargs = _common.backend_kwargs(args)  # --device, --engine-arg, --base-url checked before the data is read
-    # The template is left open (None): rerank_benchmark takes the model's own, or --template with a
-    # warning when a trained model learned another; the policy is read here for its window only.
-    window = args.window or resolve_policy(args.model, warn=False).window or 20
+    # None for what the user did not give: rerank_benchmark asks RerankConfig.for_model for the model's own.
     config = RerankConfig(
-        top_k=args.top_k, window=window, step=args.stride or max(window // 2, 1), template=args.template,
+        top_k=args.top_k, window=args.window, step=args.stride, template=args.template,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
-        batch_size=args.batch_size, group_size=args.group_size, mode="sequential" if args.sequential else "batched",
-    )  # fmt: skip
+        batch_size=args.batch_size, group_size=args.group_size, mode=args.mode,
+    ).check()  # fmt: skip
     bench, fields = _common.load_input(args, args.top_k)
     result = rerank_benchmark(bench, args.model, config, out, backend_name=args.backend, backend_kwargs=kwargs,
                               queries=args.queries, measures=args.measures, overwrite=args.overwrite,

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from rearank_kit.commands import _common
-from rearank_kit.retrieval import BACKENDS
+from rearank_kit.data.retrieval import BACKENDS
 
 HELP = "BM25 top-k over a passages.jsonl for a queries.tsv, saved as a benchmark folder"
 
@@ -39,10 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from rearank_kit.data import Benchmark, read_passages, read_qrels, read_queries, save_benchmark
-    from rearank_kit.errors import KitError
-    from rearank_kit.manifest import fingerprint_files, write_manifest
-    from rearank_kit.retrieval import K1, B, bm25_search
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.core.manifest import fingerprint_files, write_manifest
+    from rearank_kit.core.records import Benchmark, read_passages, read_qrels, read_queries
+    from rearank_kit.data.benchmarks import save_benchmark
+    from rearank_kit.data.retrieval import K1, B, bm25_search
 
     if args.queries_file is None:
         raise KitError("--queries-file is required: the queries to retrieve for, one qid<TAB>text per line")

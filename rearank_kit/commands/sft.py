@@ -9,7 +9,7 @@
 
 Presets: cpu-tiny (bundled SmolLM2-135M, compact prompt, LoRA, CPU) and paper (Qwen2.5-7B-Instruct,
 rearank prompt, full fine-tuning; the paper states no SFT settings, so they are the kit's
-assumptions). Every setting of rearank_kit/sft.py:SFTRunConfig can be changed with --set. Writes
+assumptions). Every setting of rearank_kit/train/sft.py:SFTRunConfig can be changed with --set. Writes
 OUT/manifest.json (kind "train", method "sft"), OUT/metrics.jsonl, OUT/checkpoint-N/ and, at the
 end, the adapter (or model): the run folder works as --model wherever a GRPO run does.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rearank_kit.commands import _common
 from rearank_kit.commands._common import add_progress
 
 HELP = "direct SFT baseline: fine-tune on the best ordering of each augmented set (Table 3)"
@@ -41,37 +42,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from rearank_kit.sft import apply_overrides, get_preset
-    from rearank_kit.train_presets import parse_set_args
+    from rearank_kit.train.sft import apply_overrides, get_preset
 
-    overrides = parse_set_args(args.overrides)
-    for flag, key in (("steps", "max_steps"), ("model", "model"), ("template", "template"), ("seed", "seed")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides[key] = value
-    return apply_overrides(get_preset(args.preset), overrides)
+    flags = {"steps": "max_steps", "model": "model", "template": "template", "seed": "seed"}
+    return apply_overrides(get_preset(args.preset), _common.flag_overrides(args, args.overrides, flags))
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.errors import KitError
+    from rearank_kit.core.errors import KitError
 
     config = build_config(args)
     if args.show_config:
-        from rearank_kit.train_presets import format_config
+        from rearank_kit.train.settings import format_config
 
         print(format_config(config))
         return 0
     if not args.data:
         raise KitError("--data is required (an augmented sets folder: rearank-kit augment --out DIR)")
     if args.dry_run:
-        from rearank_kit.sft import prepare_sft
+        from rearank_kit.train.sft import prepare_sft
 
         print(f"{config.preset}: checks passed. {prepare_sft(config, args.data).summary()}")
         return 0
     if not args.out:
         raise KitError("--out is required (the run folder)")
 
-    from rearank_kit.sft import sft
+    from rearank_kit.train.sft import sft
 
     result = sft(config, args.data, args.out, resume=args.resume, echo=not args.no_progress)
     loss = f", last loss {result['last_loss']:.3f}" if isinstance(result.get("last_loss"), (int, float)) else ""
@@ -80,10 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rearank_kit.commands.sft`` (for ``accelerate launch -m``): the same as ``rearank-kit sft``."""
-    from rearank_kit.cli import main as cli_main
-
-    return cli_main(["sft", *(sys.argv[1:] if argv is None else argv)])
+    return _common.launch_main("sft", argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 
 Presets: cpu-tiny (bundled SmolLM2-135M, LoRA, CPU), gpu-small (Qwen2.5-7B-Instruct, LoRA, one
 80 GB GPU), paper (the REARANK settings: full fine-tuning on 8 GPUs). Every setting of
-rearank_kit/train_presets.py:TrainConfig can be changed with --set key=value (--show-config
+rearank_kit/train/settings.py:TrainConfig can be changed with --set key=value (--show-config
 lists them). Writes OUT/manifest.json, OUT/metrics.jsonl (one record per step), OUT/completions.jsonl,
 OUT/checkpoint-N/ and, at the end, the LoRA adapter (or the model) in OUT. See docs/TRAINING.md.
 """
@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rearank_kit.commands import _common
 from rearank_kit.commands._common import deprecated
 
 HELP = "train a reranker with GRPO (presets cpu-tiny, gpu-small, paper)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from rearank_kit.train_presets import PRESETS
+    from rearank_kit.train.presets import PRESETS
 
     p.add_argument("--preset", default="cpu-tiny", choices=list(PRESETS), help="training preset (default: cpu-tiny)")
     p.add_argument("--data", help="augmented sets folder (rearank-kit augment --out)")
@@ -58,24 +59,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from rearank_kit.train_presets import apply_overrides, get_preset, load_config_file, parse_set_args
+    from rearank_kit.train.overrides import apply_overrides, load_config_file
+    from rearank_kit.train.presets import get_preset
 
     base = get_preset(args.preset)
     if getattr(args, "config", None):
         base = load_config_file(args.config, base)
-    overrides = parse_set_args(args.overrides)
-    flags = (("steps", "max_steps"), ("model", "model"), ("seed", "seed"), ("save_steps", "save_steps"),
-             ("report_to", "report_to"), ("run_name", "run_name"), ("project", "project"))
-    for flag, key in flags:
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides[key] = value
-    return apply_overrides(base, overrides)
+    flags = {"steps": "max_steps", "model": "model", "seed": "seed", "save_steps": "save_steps",
+             "report_to": "report_to", "run_name": "run_name", "project": "project"}
+    return apply_overrides(base, _common.flag_overrides(args, args.overrides, flags))
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.errors import KitError
-    from rearank_kit.train_presets import format_config, plan
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.train.preflight import plan
+    from rearank_kit.train.settings import format_config
 
     config = build_config(args)
     if args.show_config:
@@ -85,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.data:
         raise KitError("--data is required (an augmented sets folder: rearank-kit augment --out DIR)")
     if args.dry_run:
-        from rearank_kit.train import prepare
+        from rearank_kit.train.generative import prepare
 
         prepared = prepare(config, args.data, launched=config.processes())
         print(f"{config.preset}: pre-flight checks passed. {prepared.summary()}")
@@ -93,11 +91,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise KitError("--out is required (the run folder)")
     if args.push_to_hub:
-        from rearank_kit.export import check_repo_id
+        from rearank_kit.train.export import check_repo_id
 
         check_repo_id(args.push_to_hub)  # before hours of training, not after
 
-    from rearank_kit.train import train
+    from rearank_kit.train.generative import train
 
     result = train(config, args.data, args.out, resume=args.resume, echo=not args.no_progress)
     last = result.records[-1] if result.records else {}
@@ -107,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if result.warnings:
         print(f"{len(result.warnings)} warning(s): see 'warnings' in {result.out}/metrics.jsonl", file=sys.stderr)
     if args.push_to_hub:
-        from rearank_kit.export import push_to_hub
+        from rearank_kit.train.export import push_to_hub
 
         url = push_to_hub(result.out, args.push_to_hub, heldout=args.heldout, private=args.hub_private)
         print(f"pushed the merged model and its model card to {url}")
@@ -115,10 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rearank_kit.commands.train`` (for ``accelerate launch -m``): the same as ``rearank-kit train``."""
-    from rearank_kit.cli import main as cli_main
-
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+    return _common.launch_main("train", argv)
 
 
 if __name__ == "__main__":

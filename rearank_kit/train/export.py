@@ -1,0 +1,190 @@
+"""Export a training run as a standalone model: merged weights, a model card, the kit's record.
+
+A kit run folder holds a LoRA adapter (or full weights) beside a manifest that says how the model
+was trained. ``export_run`` turns it into an ordinary Hugging Face checkpoint that any tool loads
+without the kit (the adapter merged into its base), plus:
+
+* ``README.md``: a model card (Hugging Face's front matter, then the base model, the prompt
+  template and its hash, the reward and its weights, the training data and its fingerprint, the
+  training settings, and the held-out results when evaluation folders are given);
+* ``rearank_kit.json``: the conventions the kit needs to run it as it was trained (template,
+  prefill, parsing mode, window; ``policy.resolve_policy`` reads it), and the run's manifest.
+
+    rearank-kit export runs/grpo runs/grpo-merged --heldout runs/eval-grpo
+    rearank-kit rerank --model runs/grpo-merged --data dl19 --out runs/dl19-grpo
+
+``model_card`` is the one writer of model cards: ``rearank-kit train --push-to-hub`` uses it too.
+Everything is written into a temporary folder and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.files import atomic_write_text, publish_folder, read_json, staged_folder, write_json
+from rearank_kit.core.stats import format_interval
+from rearank_kit.rank.policy import EXPORT_RECORD, resolve_policy
+
+
+def heldout_summary(folder: str | os.PathLike) -> dict[str, Any]:
+    """The figures of an ``evaluate-sets`` folder that a model card reports."""
+    folder = Path(folder)
+    m = read_json(folder / "metrics.json")
+    for key in ("split", "sets", "queries", "rank_reward", "ndcg10_initial", "ndcg10_reranked", "vs_initial_order"):
+        if key not in m:
+            raise KitError(f"{folder / 'metrics.json'}: field {key!r} is missing; is this an evaluate-sets folder?")
+    keep = {k: m[k] for k in ("split", "sets", "queries", "lenient", "template", "ndcg10_initial", "ndcg10_reranked",
+                              "vs_initial_order", "complete_answers", "copied_input_order") if k in m}
+    keep["rank_reward_mean"] = m["rank_reward"]["mean"]
+    if "comparison" in m:
+        keep["comparison"] = m["comparison"]
+    keep["folder"] = str(folder)
+    return keep
+
+
+def model_card(record: dict[str, Any], heldout: list[dict[str, Any]] | None = None, repo_id: str | None = None) -> str:
+    """A Hugging Face model card (markdown with YAML front matter) for an exported or pushed run."""
+    manifest = record.get("manifest") or {}
+    config = manifest.get("config") or {}
+    reward = manifest.get("reward") or {}
+    base = record.get("base_model") or manifest.get("model")
+    title = repo_id or record.get("name") or "rearank-kit model"
+    hub_base = base and str(base).count("/") == 1 and not Path(str(base)).exists()  # a hub id, not a folder
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        *([f"base_model: {base}"] if hub_base else []),
+        "tags: [reranking, listwise-reranking, grpo, rearank, rearank-kit]",
+        "---",
+        "",
+        f"# {title}",
+        "",
+        "A listwise passage reranker trained with GRPO by [rearank-kit](https://github.com/) following REARANK "
+        "(Zhang et al., 2025, arXiv:2505.20046). It reads a query and a numbered window of passages and answers "
+        "with a ranking such as `<answer>[3] > [1] > [2]</answer>`.",
+        "",
+        "## How it was trained",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| base model | `{base}` |",
+        f"| prompt template | `{record.get('template')}` (hash `{record.get('template_hash')}`), reply prefilled with "
+        f"`{record.get('prefill') or ''}` |",
+        f"| passages per prompt (window) | {record.get('window')} |",
+        f"| reward | mode `{reward.get('mode')}`, weights {reward.get('weights')} for {reward.get('functions')}, "
+        f"{'lenient' if record.get('lenient') else 'strict'} parsing |",
+        f"| training data | `{manifest.get('data')}`, fingerprint `{manifest.get('data_fingerprint')}`, "
+        f"{manifest.get('sets')} sets |",
+        f"| preset | `{manifest.get('preset')}` |",
+        f"| steps | {(manifest.get('result') or {}).get('steps', config.get('max_steps'))} |",
+        f"| GRPO | {config.get('num_generations')} completions per prompt, lr {config.get('learning_rate')}, "
+        f"beta {config.get('beta')}, temperature {config.get('temperature')}, loss `{config.get('loss_type')}` |",
+        f"| adapter | LoRA r={config.get('lora_r')} (merged into the base)" if config.get("lora_r") else
+        "| adapter | none: full fine-tuning |",
+        f"| kit commit | `{manifest.get('git_commit')}` |",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "rearank-kit rerank --model PATH_OR_REPO --data dl19 --out runs/dl19",
+        "```",
+        "",
+        f"Prompt it with the `{record.get('template')}` template of rearank-kit (the kit reads `{EXPORT_RECORD}` "
+        "and does so by itself); another prompt measures something else.",
+    ]
+    if heldout:
+        lines += ["", "## Held-out results", "",
+                  "Augmented sets of queries never trained on, each reranked once greedily. Intervals come from a "
+                  "bootstrap over queries then sets.", "",
+                  "| split | sets (queries) | nDCG@10 initial -> reranked | gain over the initial order | mean rank reward |",
+                  "| --- | --- | --- | --- | --- |"]
+        for h in heldout:
+            lines.append(f"| {h['split']} | {h['sets']} ({h['queries']}) | {h['ndcg10_initial']:.4f} -> "
+                         f"{h['ndcg10_reranked']:.4f} | {format_interval(h['vs_initial_order'])} | {h['rank_reward_mean']:+.4f} |")
+        for h in heldout:
+            if "comparison" in h:
+                c = h["comparison"]
+                lines.append(f"\nAgainst `{c['against']}` on the {h['split']} sets: rank reward "
+                             f"{format_interval(c['rank_reward'])}; nDCG@10 {format_interval(c['ndcg10_reranked'])}.")
+    return "\n".join(lines) + "\n"
+
+
+def export_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """What ``rearank_kit.json`` holds for a run (or a checkpoint inside one)."""
+    policy = resolve_policy(run_dir)
+    if not policy.trained or policy.record is None:
+        raise KitError(f"{run_dir}: not a kit training run (no manifest.json of kind 'train')")
+    from rearank_kit.core.prompts import load_template
+
+    template = load_template(policy.template)
+    manifest = read_json(Path(policy.record))
+    return {
+        "name": Path(run_dir).name, "base_model": manifest.get("model"), "template": policy.template,
+        "template_hash": template.hash, "prefill": template.prefill, "lenient": policy.lenient,
+        "window": policy.window, "adapter_merged": policy.adapter is not None, "manifest": manifest,
+    }  # fmt: skip
+
+
+def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: list[str | os.PathLike] = (),
+               overwrite: bool = False, repo_id: str | None = None) -> Path:
+    """Write ``out_dir``: merged weights and tokenizer, ``README.md``, ``rearank_kit.json``."""
+    from rearank_kit.core.prompts import load_template
+    from rearank_kit.rank.policy import check_template_hash, load_hf_model
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
+        raise KitError(f"{out}: exists and is not an empty folder; choose another OUT_DIR or pass --overwrite")
+    policy = resolve_policy(run_dir)
+    check_template_hash(policy, load_template(policy.template))
+    record = export_record(run_dir)
+    results = [heldout_summary(h) for h in heldout]
+    record["heldout"] = results
+    model, tokenizer = load_hf_model(policy.base, adapter=policy.adapter)
+    with staged_folder(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / EXPORT_RECORD, record)
+        atomic_write_text(tmp / "README.md", model_card(record, results, repo_id=repo_id))
+        publish_folder(tmp, out)
+    return out
+
+
+def check_repo_id(repo_id: str) -> None:
+    """Refuse a Hugging Face repository name the hub would refuse (``owner/name``), before any work."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if repo_id.count("/") != 1:
+        raise KitError(f"--push-to-hub {repo_id!r}: expected OWNER/NAME")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise KitError(f"--push-to-hub {repo_id!r}: {exc}") from None
+
+
+def push_to_hub(run_dir: str | os.PathLike, repo_id: str, heldout: list[str | os.PathLike] = (), private: bool = False,
+                api=None) -> str:
+    """Export ``run_dir`` (merged weights, model card, ``rearank_kit.json``) and upload it to ``repo_id``.
+
+    The folder uploaded is exactly what ``export_run`` writes, so the hub copy and a local export
+    never differ. ``api``: a ``huggingface_hub.HfApi`` (default: a new one, using the saved token).
+    """
+    import tempfile
+
+    check_repo_id(repo_id)
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    with tempfile.TemporaryDirectory(prefix="rearank-kit-push-") as tmp:
+        folder = export_run(run_dir, Path(tmp) / "model", heldout=heldout, repo_id=repo_id)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                          commit_message=f"rearank-kit export of {Path(run_dir).name}")
+    return f"https://huggingface.co/{repo_id}"
+
+
+__all__ = ["export_run", "export_record", "model_card", "heldout_summary", "push_to_hub", "check_repo_id"]
