@@ -64,6 +64,8 @@ def test_rerank_cli_end_to_end_and_resume(tmp_path):
     assert manifest["template"] == "compact" and manifest["template_hash"] == compact.hash
     assert manifest["model"] == "smollm2-135m" and manifest["backend"] == "hf"
     assert manifest["config"]["top_k"] == 20 and manifest["config"]["max_new_tokens"] == 32
+    # no --mode: the default the library and the docs name (the CLI once always asked for lock-step)
+    assert manifest["config"]["mode"] == "pipelined" and manifest["config"]["window"] == 20
     assert manifest["data"] == "dl19" and len(manifest["data_fingerprint"]) == 16
     assert manifest["queries"] == list(by_query) and "packages" in manifest and "git_commit" in manifest
 

@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fraction of queries held out as the test split (default: 0.1)")
     p.add_argument("--validation-fraction", type=float, default=0.0,
                    help="fraction of queries held out for choosing settings (default: 0, no validation split)")
+    p.add_argument("--folds", metavar="FOLDS.json", help="split by a committed folds file instead of the fractions: "
+                   "with --fold K, fold K is the test split and fold K+1 the validation split (data/folds/dl21.json)")
+    p.add_argument("--fold", type=int, metavar="K", help="the fold to hold out (with --folds)")
     p.add_argument("--min-room", type=float, default=0.0,
                    help="drop sets whose best nDCG@10 exceeds the initial by less than this (default: 0, "
                         "off as in the paper; the normalised reward explodes on such sets)")
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         samples_per_query=args.samples_per_query, window=args.window, seed=args.seed, filter=args.filter,
         min_ndcg=args.min_ndcg, order=args.order, template=args.template, test_fraction=args.test_fraction,
         validation_fraction=args.validation_fraction, min_room=args.min_room, pool=args.top_k,
+        folds=args.folds, fold=args.fold,
     )
     config.validate()
     out = Path(args.out)

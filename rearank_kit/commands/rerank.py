@@ -50,14 +50,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=_common.in_range("temperature", float), default=0.0, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--measures", default=DEFAULT_MEASURES, help=f"ir-measures for metrics.json (default: {DEFAULT_MEASURES})")
+    p.add_argument("--states", metavar="DIR", help="a scored policy only: the state cache to read and extend "
+                   "(rearank-kit states; default: a states/ folder inside --out)")
     p.add_argument("--overwrite", action="store_true", help="delete this command's earlier outputs in --out and start again")
     _common.add_progress(p)
     _common.add_json(p)
 
 
 def print_summary(summary: dict[str, Any], out: Path) -> None:
-    print(f"{summary['data']}: {summary['num_queries']} queries, {summary['model_calls']} model calls, "
-          f"{summary['complete_answers']} complete answers (no repair needed)")  # fmt: skip
+    if "scored_pairs" in summary:  # a scored policy: one score per (query, passage), no text
+        print(f"{summary['data']}: {summary['num_queries']} queries, {summary['scored_pairs']} passages scored")
+    else:
+        print(f"{summary['data']}: {summary['num_queries']} queries, {summary['model_calls']} model calls, "
+              f"{summary['complete_answers']} complete answers (no repair needed)")  # fmt: skip
     if "reranked" in summary:
         width = max(len(m) for m in summary["reranked"])
         print(f"  {'measure':<{width}}  first stage  reranked   delta")
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     bench, fields = _common.load_input(args, args.top_k)
     result = rerank_benchmark(bench, args.model, config, out, backend_name=args.backend, backend_kwargs=kwargs,
                               queries=args.queries, measures=args.measures, overwrite=args.overwrite,
-                              progress=not args.no_progress, manifest_fields=fields)  # fmt: skip
+                              progress=not args.no_progress, manifest_fields=fields, states=args.states)  # fmt: skip
     if args.json:
         _common.print_run_json(result.summary, result.out)
     else:

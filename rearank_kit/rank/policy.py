@@ -51,6 +51,9 @@ class Policy:
     trained: bool  # weights from a kit training run (or an export of one)
     record: str | None = None  # the file the conventions were read from
     template_hash: str | None = None  # the recorded hash, to catch an edited template file
+    # "generative" (writes a ranking as text, windows.py) or "scored" (a head on the model's states,
+    # scored.py; then ``template`` names its pair prompt and ``base`` the model whose states it reads)
+    family: str = "generative"
 
     @property
     def weights(self) -> str:
@@ -139,6 +142,11 @@ def resolve_policy(model: str | os.PathLike, template: str | None = None, warn: 
     """The policy behind ``model``; ``template`` overrides the recorded one (warning when it differs)."""
     name = str(model)
     folder = Path(model).expanduser()
+    if folder.is_dir() and (folder / "scored_policy.json").is_file():  # before _run_dir_of: a fold has a manifest
+        record = read_json(folder / "scored_policy.json")
+        return Policy(name=name, base=str(record.get("model")), adapter=None, template=str(record.get("prompt")),
+                      lenient=False, window=None, trained=True, record=str(folder / "scored_policy.json"),
+                      template_hash=record.get("prompt_hash"), family="scored")  # fmt: skip
     if folder.is_dir() and (run_dir := _run_dir_of(folder)) is not None:
         policy = _from_run(folder, run_dir, name)
     elif folder.is_dir() and (folder / EXPORT_RECORD).is_file():
@@ -158,6 +166,16 @@ def resolve_policy(model: str | os.PathLike, template: str | None = None, warn: 
             "another prompt than the one it learned", TemplateMismatchWarning, stacklevel=2,
         )
     return Policy(**{**policy.__dict__, "template": template, "template_hash": None})
+
+
+def require_generative(policy: Policy, what: str) -> Policy:
+    """Refuse a scored policy where only a generative one makes sense (a prompt template, windows,
+    generated text), naming what to use instead."""
+    if policy.family == "scored":
+        raise KitError(f"{policy.name}: a scored policy (a head on the model's states) cannot {what}: it writes no "
+                       "text; rerank with it (rearank-kit rerank --model, Reranker) or measure it with "
+                       "rearank-kit crossval")
+    return policy
 
 
 def check_template_hash(policy: Policy, template) -> None:
@@ -254,4 +272,4 @@ def load_hf_model(
     return model, tokenizer
 
 
-__all__ = ["Policy", "resolve_policy", "load_hf_model", "as_policy", "check_template_hash", "TemplateMismatchWarning", "EXPORT_RECORD"]
+__all__ = ["Policy", "resolve_policy", "require_generative", "load_hf_model", "as_policy", "check_template_hash", "TemplateMismatchWarning", "EXPORT_RECORD"]

@@ -72,6 +72,12 @@ def reasoning_of(trace: Mapping[str, Any]) -> str:
     return think.strip()
 
 
+def _is_scored(model: Any) -> bool:
+    from pathlib import Path
+
+    return isinstance(model, str | os.PathLike) and (Path(model).expanduser() / "scored_policy.json").is_file()
+
+
 class Reranker:
     """A listwise reranker: a loaded model and the conventions it runs with.
 
@@ -100,6 +106,11 @@ class Reranker:
         **backend_kwargs: Any,
     ) -> None:
         loaded = not isinstance(backend, str)
+        self.scored = None  # a scored policy's head and the states it reads (scored.py), else None
+        if not loaded and _is_scored(model):
+            self._init_scored(str(model), backend, window, stride, template, max_new_tokens, temperature, progress,
+                              batch_size, backend_kwargs)  # fmt: skip
+            return
         if loaded and backend_kwargs:
             raise KitError(f"backend arguments {', '.join(backend_kwargs)} cannot apply to a backend already loaded")
         self.model = str(getattr(backend, "model_id", model) if loaded else model)
@@ -119,6 +130,43 @@ class Reranker:
             self.backend = load_backend(backend, model=self.model, **backend_kwargs)
         self.config = config_for_backend(self.config, self.backend)
 
+    def _init_scored(self, model, backend, window, stride, template, max_new_tokens, temperature, progress,
+                     batch_size, backend_kwargs) -> None:
+        """A scored policy: the flags of windows and generation do not apply and are refused by name."""
+        from rearank_kit.core.prompts import load_pair_prompt
+        from rearank_kit.rank.models import resolve_device
+        from rearank_kit.rank.run import check_scored_config
+        from rearank_kit.rank.scored import load_scored_policy
+        from rearank_kit.rank.states import PairStates, state_key
+
+        check_scored_config(RerankConfig(window=window, step=stride, template=template, max_new_tokens=max_new_tokens,
+                                         temperature=temperature), backend, backend_kwargs)  # fmt: skip
+        self.model, self.progress, self._owns_backend, self.backend = model, progress, False, None
+        policy = load_scored_policy(model)
+        prompt = load_pair_prompt(policy.prompt)
+        if prompt.hash != policy.prompt_hash:
+            raise KitError(f"{model}: trained on prompt {policy.prompt}#{policy.prompt_hash}, which now hashes to "
+                           f"{prompt.hash}: the prompt file changed since")
+        device = resolve_device(backend_kwargs.get("device", "auto"))
+        self.scored = (policy, PairStates(state_key(policy.model, prompt, policy.layers), prompt, device,
+                                          batch_size or 16))  # fmt: skip
+        self.template, self.config = None, None
+
+    def _rerank_scored(self, query: str, given: list, texts: list[str]) -> RerankResult:
+        from rearank_kit.rank.scored import first_stage_prior
+
+        policy, states = self.scored
+        with_scores = all(isinstance(p, Candidate) for p in given)
+        # The policy was trained with the first stage's scores; plain passages have none, so their
+        # given order stands in for them (the rank prior).
+        prior = first_stage_prior([p.score for p in given] if with_scores else [0.0] * len(given),
+                                  policy.prior if with_scores else "rank")  # fmt: skip
+        scores = policy.scores(states(query, texts), prior) if given else []
+        order = sorted(range(len(given)), key=lambda i: (-scores[i], i))
+        trace = {"qid": "0", "window": [0, len(given)], "scores": [float(scores[i]) for i in order],
+                 "model": self.model, "template": policy.prompt, "template_hash": policy.prompt_hash}  # fmt: skip
+        return RerankResult(query, [given[i] for i in order], order, "", "", [trace])
+
     # --- reranking ------------------------------------------------------------------------------
 
     def rerank(self, query: str, passages: Sequence[Passage]) -> RerankResult:
@@ -134,7 +182,7 @@ class Reranker:
         if len(queries) != len(passages):
             raise KitError(f"rerank_many: {len(queries)} queries but {len(passages)} passage lists; give one list "
                            "of passages per query")  # fmt: skip
-        if getattr(self, "backend", None) is None:
+        if getattr(self, "backend", None) is None and getattr(self, "scored", None) is None:
             raise KitError("this Reranker was closed")
         rankings, lists = [], []
         for i, (query, given) in enumerate(zip(queries, passages, strict=True)):
@@ -144,7 +192,12 @@ class Reranker:
                 raise KitError(f"query {i}: passages must be a list of passages, not one {type(given).__name__}")
             lists.append(list(given))
             texts = [passage_text(p, f"query {i}, passage {j}") for j, p in enumerate(lists[-1])]
+            if self.scored is not None:
+                rankings.append(self._rerank_scored(query, lists[-1], texts))
+                continue
             rankings.append(Ranking(Query(str(i), query), [Candidate(str(j), t, j + 1) for j, t in enumerate(texts)]))
+        if self.scored is not None:
+            return rankings
         longest = max((len(r.candidates) for r in rankings), default=0)
         config = replace(self.config, top_k=max(longest, 1))
         traces: dict[str, list[dict[str, Any]]] = {r.query.qid: [] for r in rankings}
@@ -165,6 +218,7 @@ class Reranker:
 
     def close(self) -> None:
         """Free the model (a backend passed in already loaded is left to its owner)."""
+        self.scored = None
         backend, self.backend = getattr(self, "backend", None), None
         if backend is not None and self._owns_backend:
             backend.close()
@@ -176,6 +230,8 @@ class Reranker:
         self.close()
 
     def __repr__(self) -> str:
+        if getattr(self, "scored", None) is not None:
+            return f"Reranker(model={self.model!r}, scored policy on {self.scored[0].model!r})"
         name = getattr(self.backend, "name", "closed") if getattr(self, "backend", None) is not None else "closed"
         return (f"Reranker(model={self.model!r}, backend={name!r}, template={self.template.name!r}, "
                 f"window={self.config.window}, stride={self.config.step})")  # fmt: skip

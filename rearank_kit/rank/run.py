@@ -68,6 +68,7 @@ def rerank_benchmark(
     overwrite: bool = False,
     progress: bool = True,
     manifest_fields: dict[str, Any] | None = None,
+    states: str | os.PathLike | None = None,
 ) -> RerankRun:
     """Rerank ``data`` into the folder ``out``, which this function alone writes (``OUTPUT_FILES``).
 
@@ -80,12 +81,24 @@ def rerank_benchmark(
     against the model, and the folder's manifest (a folder made with another setup is refused;
     one made with the same setup is resumed, finished queries skipped). ``overwrite`` deletes
     earlier outputs first. The manifest is written when the work starts and completed at the end.
+
+    A scored policy (a folder with ``scored_policy.json``, ``scored.py``) ranks each query's top k
+    at once from the model's states (cached in ``states``, default ``out/states``); the settings
+    of sliding windows and generation do not apply to it and are refused (``check_scored_config``).
     """
     out = Path(out)
     check_out(out)
     if queries is not None and queries < 1:
         raise KitError(f"queries must be positive, got {queries}")
     loaded = not isinstance(backend_or_model, str | os.PathLike)
+    scored = not loaded and (Path(backend_or_model) / "scored_policy.json").is_file()  # scored.is_scored_policy, light
+    if states is not None and not scored:
+        raise KitError("--states: only a scored policy reads hidden states; this model writes its ranking as text")
+    if scored:
+        check_scored_config(config or RerankConfig(), backend_name, backend_kwargs)
+        return _rerank_scored(data, Path(backend_or_model), config or RerankConfig(), out, queries=queries,
+                              measures=measures, overwrite=overwrite, progress=progress, manifest_fields=manifest_fields,
+                              states=states, device=(backend_kwargs or {}).get("device", "cpu"))  # fmt: skip
     model_id = getattr(backend_or_model, "model_id", None) if loaded else str(backend_or_model)
     engine = getattr(backend_or_model, "name", None) if loaded else backend_name
     # The one time this run reads its settings: the window, stride and template asked for, else the
@@ -121,6 +134,83 @@ def rerank_benchmark(
 
     write_run(reranked, out / RUN_FILE, tag=f"rearank-kit-{template.name}")
     summary = _summary(bench, reranked, out, measures, seconds)
+    write_json(out / METRICS_FILE, summary)
+    manifest = read_manifest(out) or {}
+    manifest.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    results={k: v for k, v in summary.items() if k != "per_query"},
+                    files=[n for n in OUTPUT_FILES if (out / n).exists()])  # fmt: skip
+    write_json(out / MANIFEST, manifest)
+    return RerankRun(out, reranked, summary)
+
+
+# --- a scored policy ----------------------------------------------------------------------------------
+
+# What a scored policy's run writes besides the logs of a generative run (its states, by default).
+STATES_DIR = "states"
+
+
+def check_scored_config(config: RerankConfig, backend_name: str = "hf", backend_kwargs: dict | None = None) -> None:
+    """A scored policy takes ``--top-k``, ``--batch-size`` (pairs per forward pass) and ``--device``;
+    the settings of windows and generation mean nothing to it and are refused by name."""
+    given = {"--window": config.window is not None, "--stride": config.step is not None,
+             "--template": config.template is not None, "--max-new-tokens": config.max_new_tokens is not None,
+             "--temperature": config.temperature != 0.0, "--top-p": config.top_p != 1.0}  # fmt: skip
+    refused = [flag for flag, set_ in given.items() if set_]
+    if refused:
+        raise KitError(f"{', '.join(refused)}: a scored policy ranks a whole list at once from the model's states, "
+                       "with no windows, prompt template or generation; it takes --top-k, --batch-size and --device")
+    if backend_name != "hf":
+        raise KitError(f"--backend {backend_name}: a scored policy reads hidden states, which only the hf backend "
+                       "gives; use --backend hf (the default)")
+    extra = sorted(set(backend_kwargs or {}) - {"device"})
+    if extra:
+        raise KitError(f"{', '.join(extra)}: not used by a scored policy (only --device is)")
+
+
+def _rerank_scored(data, folder: Path, config: RerankConfig, out: Path, *, queries, measures, overwrite, progress,
+                   manifest_fields, states, device) -> RerankRun:
+    from rearank_kit.rank.models import resolve_device
+    from rearank_kit.rank.scored import load_scored_policy, rerank_scored
+    from rearank_kit.rank.states import build_states
+
+    config.check()
+    device = resolve_device(device)
+    policy = load_scored_policy(folder)
+    bench = _benchmark(data, config.top_k, queries, manifest_fields)
+    if not bench.rankings:
+        raise KitError(f"{bench.path or bench.name}: no queries to rerank")
+    fields = {**(manifest_fields or {}), **_data_fields(bench)}
+    setup = {"model": str(folder), "policy": "scored", "base_model": policy.model, "template": policy.prompt,
+             "template_hash": policy.prompt_hash, "layers": list(policy.layers), "config": {"top_k": config.top_k},
+             "data": fields.get("data"), "data_fingerprint": fields.get("data_fingerprint")}
+    setup = {k: v for k, v in setup.items() if v is not None}  # fmt: skip
+    if overwrite:
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+    _check_resumable(out, setup)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, "rerank", **{**fields, **setup, "status": "running"})
+    started = time.perf_counter()
+    heads = [Ranking(r.query, r.candidates[: config.top_k]) for r in bench.rankings]
+    cache = build_states(Benchmark(bench.name, bench.path, heads, bench.qrels), Path(states) if states else out / STATES_DIR,
+                         policy.model, policy.prompt, policy.layers, batch_size=config.batch_size or 16, device=device,
+                         progress=progress)  # fmt: skip
+    if cache.key.prompt_hash != policy.prompt_hash:
+        raise KitError(f"{cache.folder}: states of prompt {cache.key.prompt}#{cache.key.prompt_hash}, but {folder} "
+                       f"was trained on {policy.prompt}#{policy.prompt_hash}")
+    reranked = rerank_scored(policy, bench.rankings, cache, config.top_k)
+    seconds = time.perf_counter() - started
+    write_jsonl(out / RANKINGS_LOG, (r.to_dict() for r in reranked))
+    write_jsonl(out / TRACES_LOG, ({"qid": r.query.qid, "window": [0, min(config.top_k, len(r.candidates))],
+                                    "docids": [c.docid for c in r.candidates[: config.top_k]],
+                                    "scores": [c.score for c in r.candidates[: config.top_k]], "model": str(folder),
+                                    "template": policy.prompt, "template_hash": policy.prompt_hash}
+                                   for r in reranked))  # fmt: skip
+    write_run(reranked, out / RUN_FILE, tag=f"rearank-kit-scored-{policy.prompt}")
+    summary = _summary(bench, reranked, out, measures, seconds)
+    for key in ("model_calls", "complete_answers"):  # a scored policy makes no call and writes no answer
+        summary.pop(key, None)
+    summary["scored_pairs"] = sum(min(config.top_k, len(r.candidates)) for r in reranked)
     write_json(out / METRICS_FILE, summary)
     manifest = read_manifest(out) or {}
     manifest.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

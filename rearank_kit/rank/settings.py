@@ -150,10 +150,12 @@ def model_template(model_id: str | None, template: str | PromptTemplate | None =
     named). A template file edited since a model was trained with it is refused.
     """
     from rearank_kit.rank.models import check_template, default_template
-    from rearank_kit.rank.policy import check_template_hash, resolve_policy
+    from rearank_kit.rank.policy import check_template_hash, require_generative, resolve_policy
 
     asked = template.name if isinstance(template, PromptTemplate) else template
     policy = resolve_policy(model_id, asked) if model_id else None  # warns on a mismatch with a trained model
+    if policy is not None:
+        require_generative(policy, "run with a listwise prompt template")
     name = policy.template if policy else (asked or default_template(""))
     loaded = template if isinstance(template, PromptTemplate) else load_template(name)
     if policy is not None:

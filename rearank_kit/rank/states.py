@@ -194,6 +194,19 @@ class _Extractor:
         return torch.stack([hidden[layer][rows, last] for layer in self.layers], dim=1).float().cpu().numpy()
 
 
+class PairStates:
+    """States computed in memory, with no cache: ``PairStates(key)(query, passages)`` ->
+    ``[len(passages), layers, hidden]`` float32 (the ``Reranker`` API's scored path)."""
+
+    def __init__(self, key: StateKey, prompt: PairPrompt, device: str = "cpu", batch_size: int = 16) -> None:
+        self.extract, self.prompt, self.batch_size = _Extractor(key, device), prompt, batch_size
+
+    def __call__(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        texts = [self.prompt.render(self.extract.tokenizer, query, p) for p in passages]
+        parts = [self.extract(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.extract.layers), 0), dtype=np.float32)
+
+
 def build_states(
     bench: Benchmark,
     folder: str | os.PathLike,
@@ -285,4 +298,4 @@ def _drop_unlogged_chunks(folder: Path, logged: int) -> None:
         tmp.unlink()
 
 
-__all__ = ["StateKey", "StateCache", "build_states", "load_states", "state_key"]
+__all__ = ["StateKey", "StateCache", "PairStates", "build_states", "load_states", "state_key"]

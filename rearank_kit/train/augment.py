@@ -19,8 +19,9 @@ The algorithm, per query with judgments:
 Where this departs from the paper, and why:
 
 - Queries are split by query into ``train``, ``validation`` and ``test`` (``validation_fraction``,
-  ``test_fraction``), so that held-out sets measure generalisation to unseen queries rather than
-  to unseen subsets of seen queries. The paper trains on all its seed queries; the held-out
+  ``test_fraction``, or the fixed folds of ``data/folds.py`` with ``folds`` and ``fold``), so that
+  held-out sets measure generalisation to unseen queries rather than to unseen subsets of seen
+  queries. The paper trains on all its seed queries; the held-out
   splits are the kit's, for teaching: choose settings on ``validation``, report ``test`` once.
 - ``min_room`` (default 0, off) drops sets whose best nDCG@10 is barely above the initial one.
   The normalised reward divides by that room, so such a set turns a small slip into a reward of
@@ -77,6 +78,10 @@ class AugmentConfig:
     # Keep sets with best_ndcg - init_ndcg >= min_room; 0 keeps every set, as the paper does.
     min_room: float = 0.0
     pool: int = 100  # draw from the first-stage top-`pool`
+    # A folds file (data/folds.py) and the fold to hold out: the queries of fold `fold` are the test
+    # split, those of the next fold the validation split, the fractions above are then unused.
+    folds: str | None = None
+    fold: int | None = None
 
     def validate(self) -> None:
         """Raise KitError naming the bad option (before anything is read or written)."""
@@ -103,6 +108,10 @@ class AugmentConfig:
                            f"{self.test_fraction} + {self.validation_fraction}")
         if not 0.0 <= self.min_room <= 1.0:
             raise KitError(f"--min-room must lie in [0, 1], got {self.min_room}")
+        if (self.folds is None) != (self.fold is None):
+            raise KitError("--folds and --fold go together: the folds file and the fold to hold out")
+        if self.fold is not None and self.fold < 0:
+            raise KitError(f"--fold must be a fold number (0 or more), got {self.fold}")
 
 
 # --- one set ------------------------------------------------------------------------------------
@@ -227,9 +236,17 @@ def augment(bench: Benchmark, config: AugmentConfig | None = None, progress: boo
             f"{bench.name}: no query can be augmented: {len(no_judgments)} without judgments, {len(too_few)} with "
             f"fewer candidates than --window {config.window} (the most any query has is {longest})"
         )
-    # The split depends only on the usable query ids and the seed, not on the filter options.
-    splits = split_queries([r.query.qid for r in usable], config.test_fraction, config.seed,
-                           config.validation_fraction)
+    # The split depends only on the usable query ids and the seed (or the folds), not on the filter options.
+    if config.folds is not None:
+        from rearank_kit.data.folds import load_folds
+
+        folds = load_folds(config.folds)
+        folds.check_covers([r.query.qid for r in usable], bench.name)
+        by_fold = folds.split(folds.check_fold(config.fold))
+        splits = {r.query.qid: by_fold[r.query.qid] for r in usable}
+    else:
+        splits = split_queries([r.query.qid for r in usable], config.test_fraction, config.seed,
+                               config.validation_fraction)
     test_qids = {q for q, s in splits.items() if s == "test"}
     rows: list[dict] = []
     dropped: Counter = Counter({"duplicate": 0, "no_relevant": 0, "below_min_ndcg": 0, "below_min_room": 0})

@@ -1,0 +1,154 @@
+"""A learning run: one rung cross-validated on a benchmark, then trained on all of it, as one folder.
+
+``crossval.py`` is the protocol; this writes what it measured where a reader (and notebooks 03-05,
+and ``make demo``) finds it:
+
+    OUT/manifest.json        the setup (data and its fingerprint, folds, states key, augmentation, grid)
+    OUT/folds.json           the fold of each query, as used
+    OUT/fold-K/              the fold's model, manifest (fold, train/validation/test queries, the grid's
+                             validation scores, the chosen setting), metrics.jsonl (its training steps)
+    OUT/cv-<data>.trec       every query's first-stage top k reranked by the model that held it out
+    OUT/final/               the model trained on every query with the setting of best mean validation
+                             score, its metrics.jsonl, and whether its step reward rose beyond noise
+    OUT/metrics.json         nDCG@10 against the first stage with a bootstrap 95% interval over queries,
+                             queries up and down, the set-level rank reward, minutes per fold
+
+    rearank-kit crossval --data dl21 --folds data/folds/dl21.json --states runs/states-dl21 --out runs/cv
+    rearank-kit rerank --model runs/cv/final --data dl19 --out runs/cv/dl19     # the test sets, once
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rearank_kit.core.errors import KitError
+from rearank_kit.core.files import write_json, write_jsonl
+from rearank_kit.core.manifest import MANIFEST, read_manifest
+from rearank_kit.core.records import Benchmark
+from rearank_kit.data.folds import Folds, write_folds
+from rearank_kit.evaluation.crossval import (
+    choose_overall,
+    held_out_rankings,
+    held_out_set_rewards,
+    query_lists,
+    run_crossval,
+    start_from,
+    summarize,
+)
+
+METHODS = ("grpo", "listnet+grpo", "listnet", "probe", "yes-no", "yes-no-alone")
+
+
+@dataclass(frozen=True)
+class LearningSetup:
+    """What a learning run is made of besides its data: the rung, the states it reads, the sets."""
+
+    method: str = "grpo"
+    # The layers a head may read, one entry per choice (each fold picks on its validation queries);
+    # (15,) is layer 15 alone, (8, 15) the two concatenated.
+    layer_choices: tuple[tuple[int, ...], ...] = ((15,),)
+    window: int = 5  # passages per augmented set (the CPU setting of augment)
+    samples_per_query: int = 50
+    top_k: int = 100  # the first-stage depth reranked (and the pool sets are drawn from)
+    prior: str = "bm25"
+    seed: int = 0
+    final: bool = True  # also train on every query (OUT/final), for the test sets
+
+    def check(self) -> LearningSetup:
+        if self.method not in METHODS:
+            raise KitError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.window < 2 or self.samples_per_query < 1 or self.top_k < self.window:
+            raise KitError(f"--window ({self.window}) must be at least 2 and at most --top-k ({self.top_k}), "
+                           f"--samples-per-query ({self.samples_per_query}) at least 1")
+        return self
+
+
+def _method(setup: LearningSetup, rows_by_qid, priors, cache):
+    from dataclasses import replace
+
+    from rearank_kit.evaluation import rungs
+
+    choices = setup.layer_choices
+    if setup.method == "grpo":
+        grid = rungs.settings(choices, [replace(c, seed=setup.seed) for c in rungs.GRPO_GRID])
+        return rungs.grpo_method(rows_by_qid, priors, cache, grid)
+    if setup.method == "listnet+grpo":
+        grid = rungs.settings(choices, [replace(c, seed=setup.seed, warmup_steps=100) for c in rungs.GRPO_GRID])
+        return rungs.grpo_method(rows_by_qid, priors, cache, grid, name="listnet+grpo")
+    if setup.method == "listnet":
+        return rungs.listnet_method(rows_by_qid, priors, cache, layer_choices=choices)
+    if setup.method == "probe":
+        return rungs.probe_method(layer_choices=choices)
+    from rearank_kit.train.supervised import yes_no_direction
+
+    last = max(cache.key.layers)
+    return rungs.yes_no_method(yes_no_direction(cache.key.model), last, 1.0 if setup.method == "yes-no" else 0.0)
+
+
+def learning_run(bench: Benchmark, folds: Folds, cache: Any, setup: LearningSetup, out: str | os.PathLike,
+                 log=print) -> dict[str, Any]:
+    """Cross-validate ``setup.method`` on ``bench`` with ``folds`` and the states ``cache``, train the
+    final model, and write ``out`` (see the module docstring). Returns metrics.json's content."""
+    from rearank_kit.core.manifest import fingerprint_files
+    from rearank_kit.core.prompts import load_pair_prompt
+    from rearank_kit.core.records import BENCHMARK_FILES, write_run
+    from rearank_kit.train.augment import AugmentConfig, augment
+    from rearank_kit.train.scored import query_priors, rising_beyond_noise
+
+    setup.check()
+    out = Path(out)
+    judged = [r.query.qid for r in bench.rankings if bench.qrels.get(r.query.qid)]
+    folds.check_covers(judged, bench.name)
+    missing = sorted({x for c in setup.layer_choices for x in c} - set(cache.key.layers))
+    if missing:
+        raise KitError(f"{cache.folder}: holds layers {list(cache.key.layers)}, not {missing}: build the states with them")
+    # Sets of every query at once: a query's sets depend on (seed, qid) only, so each fold takes its own.
+    aug = AugmentConfig(samples_per_query=setup.samples_per_query, window=setup.window, seed=setup.seed,
+                        pool=setup.top_k, test_fraction=0.0, template="compact")  # fmt: skip
+    rows_by_qid: dict[str, list[dict]] = {}
+    for row in augment(bench, aug).rows:
+        rows_by_qid.setdefault(str(row["qid"]), []).append(row)
+    priors = query_priors(bench, setup.prior)
+    lists = query_lists(bench, cache, setup.prior)
+    prompt = load_pair_prompt(cache.key.prompt)
+    if prompt.hash != cache.key.prompt_hash:
+        raise KitError(f"{cache.folder}: built with prompt {cache.key.prompt}#{cache.key.prompt_hash}, but that "
+                       f"prompt now hashes to {prompt.hash}: the prompt file changed; rebuild the states")
+    make_start = start_from(cache.key.model, prompt, lists, setup.prior)
+    method = _method(setup, rows_by_qid, priors, cache)
+    data_setup = {
+        "data": bench.name, "data_fingerprint": fingerprint_files(bench.path / f for f in BENCHMARK_FILES)
+        if bench.path else None, "folds": folds.path, "states": cache.key.to_dict(), **setup.__dict__,
+        "layer_choices": [list(c) for c in setup.layer_choices],
+    }  # fmt: skip
+    started = time.perf_counter()
+    results = run_crossval(method, folds, lists, make_start, out, data_setup, log)
+    write_folds(folds, out / "folds.json", source=folds.path)
+    write_run(held_out_rankings(results, bench, cache), out / f"cv-{bench.name}.trec", tag=f"rearank-kit-cv-{method.name}")
+    metrics: dict[str, Any] = {
+        "method": method.name, "data": bench.name, "top_k": setup.top_k,
+        "ndcg@10": summarize(method.name, results, lists),
+        "set_reward": held_out_set_rewards(results, rows_by_qid, priors, cache),
+        "folds": [{"fold": r.fold, "chosen": r.validation[r.chosen], "test_queries": len(r.test_qids),
+                   "minutes": round(r.seconds / 60, 2)} for r in results],
+    }  # fmt: skip
+    if setup.final:
+        chosen = choose_overall(results)
+        policy, history = method.fit(make_start, lists.qids, lists, method.grid[chosen])
+        policy.save(out / "final")
+        write_jsonl(out / "final" / "metrics.jsonl", history)
+        metrics["final"] = {"setting": method.describe(method.grid[chosen]), "queries": len(lists.qids)}
+        if len(history) >= 8:
+            metrics["final"]["step_reward"] = rising_beyond_noise([h["reward"] for h in history])
+    metrics["minutes"] = round((time.perf_counter() - started) / 60, 2)
+    write_json(out / "metrics.json", metrics)
+    manifest = read_manifest(out) or {}
+    manifest.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), model=cache.key.model,
+                    template=prompt.name, template_hash=prompt.hash, seed=setup.seed,
+                    results={"ndcg@10": metrics["ndcg@10"], "set_reward": metrics["set_reward"]})  # fmt: skip
+    write_json(out / MANIFEST, manifest)
+    return metrics
