@@ -26,10 +26,11 @@
 # | full | CPU | under a minute |
 # | GPU | not needed | |
 #
-# The curves come from the reference run committed with the kit
+# The curves come from the reference runs committed with the kit: the generative policy's
 # (`data/runs/cpu-firstpick-dl21/metrics.jsonl`: the `cpu-firstpick` recipe, 60 steps on TREC DL21
-# sets) and, when notebook 03 has run, from the fresh run it wrote. A `metrics.jsonl` from a GPU run
-# reads the same.
+# sets; it did not learn) and the scored policy's (`data/runs/scored-grpo-dl21`: it did, a little),
+# and, when notebook 03 has run, from the fresh run it wrote. A `metrics.jsonl` from a GPU run reads
+# the same.
 
 # %%
 import matplotlib.pyplot as plt
@@ -146,6 +147,45 @@ base_first, base_last = quarter_means(pd.Series([b["expected"] for b in band]))
 print(f"steps above the band: {above:.0%} (5% expected without learning)")
 print(f"rank reward, first quarter {first:+.4f}, last quarter {last:+.4f} "
       f"(untrained on the same sets: {base_first:+.4f}, {base_last:+.4f})")
+
+# %% [markdown]
+# ### The same test on a run that learns: the scored policy
+#
+# The kit's second policy family (notebook 03) trains a head on the same model's hidden states with
+# the same reward. Its reference run (`data/runs/scored-grpo-dl21`, the model trained on all 53 DL21
+# queries with the setting the folds chose) logs the same columns. Its no-learning band is built the
+# same way: the untrained policy (BM25's order, sampled at the run's temperature) on each step's very
+# sets, thousands of times (`scored.no_learning_band`). Four panels: the step reward (the nDCG@10
+# gain of the sampled rankings over each set's given order) against the band, the spread of rewards
+# within groups (what GRPO learns from), the KL from the starting policy (how far the head has moved
+# it) and the entropy of the sampled rankings (how much it still explores; a uniform ranking of 20
+# passages would be log 20! = 42.3 nats). Beside it, the generative run's rank reward against its band.
+
+# %%
+SCORED = REPO_ROOT / "data" / "runs" / "scored-grpo-dl21"
+scored = load_curves(SCORED / "final" / "metrics.jsonl")
+scored_band = list(iter_jsonl(SCORED / "final" / "no_learning_band.jsonl"))
+fig, axes = plt.subplots(1, 5, figsize=(26, 4))
+add_no_learning_band(axes[0], scored_band, label="untrained policy")
+axes[0].plot(scored.index, scored["reward"], color="tab:green", alpha=0.35, linewidth=0.8, label="per step")
+axes[0].plot(scored.index, ema(scored["reward"], weight=0.9).values, color="tab:green", label="EMA 0.9")
+axes[0].set(title="scored policy: step reward", xlabel="step", ylabel="nDCG@10 gain of the sampled rankings")
+axes[0].legend(fontsize="x-small")
+for ax, column, title in zip(axes[1:4], ["reward_std", "kl", "entropy"],
+                             ["reward spread within groups", "KL to the start policy (nats)", "entropy of the rankings (nats)"],
+                             strict=True):
+    ax.plot(scored.index, scored[column], color="tab:green", alpha=0.5)
+    ax.set(title=title, xlabel="step")
+add_no_learning_band(axes[4], band)
+axes[4].plot(ref.index, ema(ref[RANK], weight=0.9).values, color="tab:blue", label="generative run, EMA 0.9")
+axes[4].set(title="generative policy: rank reward", xlabel="step")
+axes[4].legend(fontsize="x-small")
+fig.tight_layout()
+above_scored = np.mean([r > b["q95"] for r, b in zip(scored["reward"], scored_band, strict=False)])
+s_first, s_last = quarter_means(scored["reward"])
+print(f"scored policy: steps above the band {above_scored:.0%}; step reward, first quarter {s_first:+.4f}, "
+      f"last quarter {s_last:+.4f}")
+print("generative policy: steps above the band", f"{above:.0%}")
 
 # %% [markdown]
 # ## 4. Smoothing

@@ -39,7 +39,7 @@ def learned(sample_dir, tmp_path_factory, request):
         return result
 
     monkey.setattr(crossval, "run_fold", spying)
-    setup = LearningSetup(layer_choices=((4,), (4, 8)), top_k=10, samples_per_query=8)
+    setup = LearningSetup(layer_choices=((4,), (4, 8)), window=5, top_k=10, samples_per_query=8)
     metrics = learning_run(bench, folds, cache, setup, root / "run", log=None)
     return bench, folds, cache, root, metrics, seen
 
@@ -60,7 +60,9 @@ def test_each_fold_chooses_on_validation_and_tests_on_unseen_queries(learned):
     m = metrics["ndcg@10"]
     assert m["queries"] == len(bench.rankings) and m["up"] + m["down"] + m["equal"] == m["queries"]
     assert m["ci95"][0] <= m["delta"] <= m["ci95"][1] and m["baseline"] == pytest.approx(0.5382, abs=1e-3)
-    assert metrics["set_reward"]["sets"] > 0 and "step_reward" in metrics["final"]
+    sets = metrics["set_reward"]
+    assert sets["sets"] > 0 and {"rank_reward", "ndcg10_gain"} <= set(sets) and "step_reward" in metrics["final"]
+    assert sets["ndcg10_gain"]["sets_up"] + sets["ndcg10_gain"]["sets_down"] <= sets["sets"]
 
 
 def test_the_held_out_run_is_every_query_once(learned):
@@ -78,12 +80,13 @@ def test_the_held_out_run_is_every_query_once(learned):
 
 def test_an_interrupted_cross_validation_keeps_its_folds_and_refuses_another_setup(learned, capsys):
     bench, folds, cache, root, metrics, _ = learned
-    again = learning_run(bench, folds, cache, LearningSetup(layer_choices=((4,), (4, 8)), top_k=10, samples_per_query=8),
+    again = learning_run(bench, folds, cache, LearningSetup(layer_choices=((4,), (4, 8)), window=5, top_k=10,
+                                                            samples_per_query=8),
                          root / "run", log=print)  # fmt: skip
     assert capsys.readouterr().out.count("finished earlier, kept") == 5
     assert again["ndcg@10"] == metrics["ndcg@10"]
     with pytest.raises(KitError, match="another --out"):
-        learning_run(bench, folds, cache, LearningSetup(layer_choices=((4,),), top_k=10, samples_per_query=8),
+        learning_run(bench, folds, cache, LearningSetup(layer_choices=((4,),), window=5, top_k=10, samples_per_query=8),
                      root / "run", log=None)  # fmt: skip
 
 

@@ -36,9 +36,18 @@ def test_strict_parsing_scores_no_answer_block_as_zero():
     ("<answer>[3] > [1] > [2]</answer>", "<answer>[3] > [1] > [2]</answer>"),
     ("<answer>[2] The supreme court decides", "<answer>[2] [+26 characters of free text not kept]"),
     ("No ranking at all", " [+17 characters of free text not kept]"),
+    # a one-token reply after the "<answer>[" prefill: the pick the reward scored is kept
+    ("<answer>[2", "<answer>[2"),
+    ("<answer>[3] > [1", "<answer>[3] > [1"),
+    ("<answer>[12 and then", "<answer>[12 [+9 characters of free text not kept]"),
 ])
 def test_ids_only_keeps_the_ranking_syntax(text, kept):
     assert ids_only(text) == kept
+    # what is kept still parses to the same first pick as the whole reply
+    from rearank_kit.core.parsing import parse_ranking
+
+    if kept.startswith("<answer>["):
+        assert parse_ranking(kept, 20).order[0] == parse_ranking(text, 20).order[0]
 
 
 def _records(gains):

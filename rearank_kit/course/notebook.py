@@ -58,6 +58,18 @@ def benchmark_or_sample(name: str) -> str:
     return "sample"
 
 
+def folds_for(data: str):
+    """The committed folds of a benchmark (``data/folds/<name>.json``: dl21, sample): drawn once,
+    never redrawn (``data/folds.py``)."""
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.data.folds import load_folds
+
+    path = REPO_ROOT / "data" / "folds" / f"{data}.json"
+    if not path.is_file():
+        raise KitError(f"{path}: no committed folds for {data!r}; draw them once with data.folds.draw_folds and commit them")
+    return load_folds(path)
+
+
 def describe_hardware() -> str:
     """One line: CPU cores, and the GPU when there is one."""
     line = f"{os.cpu_count()} CPU cores"

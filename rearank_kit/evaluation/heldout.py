@@ -111,7 +111,9 @@ def check_window(rows: list[dict], window: int | None, sets_path: Path, record: 
 
 # --- one set ------------------------------------------------------------------------------------
 
-_RANKING_PREFIX = re.compile(r"\s*(<answer>)?\s*(\[\s*\d+\s*\](\s*>\s*\[\s*\d+\s*\])*)?\s*(</answer>)?")
+# The ranking syntax the parser reads, unclosed identifiers included: a reply cut after one token of
+# "<answer>[" is "<answer>[2", whose pick was scored and must be kept.
+_RANKING_PREFIX = re.compile(r"\s*(<answer>)?\s*(\[\s*\d+\s*\]?(\s*>\s*\[\s*\d+\s*\]?)*)?\s*(</answer>)?")
 
 
 def ids_only(completion: str) -> str:
