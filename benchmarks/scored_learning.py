@@ -108,7 +108,7 @@ def main() -> int:
         print(json.dumps(result["runs"][-1]))
     if args.crossval:
         metrics = json.loads((Path(args.crossval) / "metrics.json").read_text())
-        result["crossval"] = {"run": args.crossval, "minutes": metrics["minutes"],
+        result["crossval"] = {"run": args.crossval, "minutes_of_folds": metrics["minutes_of_folds"],
                               "minutes_per_fold": [f["minutes"] for f in metrics["folds"]]}  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

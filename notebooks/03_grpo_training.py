@@ -89,7 +89,7 @@ from rearank_kit.data.benchmarks import load_benchmark
 from rearank_kit.rank.states import build_states
 
 LAYER = 15
-bench = load_benchmark(DATA, top_k=pick(100, 10))
+bench = load_benchmark(DATA, top_k=pick(100, 10)).head(pick(None, 15))  # smoke mode: 15 queries, top 10
 started = time.perf_counter()
 states = build_states(bench, RUN / f"states-{bench.name}-top{pick(100, 10)}", layers=(LAYER,), progress=True)
 print(f"{len(states)} pairs of {bench.name}, layer {LAYER}: {states.states.shape} float16, "

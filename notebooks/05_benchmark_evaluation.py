@@ -228,7 +228,7 @@ untrained = with_weights(final, final.w * 0)  # w = 0: the start policy, BM25's 
 untrained.save(RUN / "scored-untrained")
 scored_rows = {}
 for name in (["dl19", "dl20"] if "dl19" in DATASETS else DATASETS):
-    bench = load_benchmark(name, top_k=pick(100, 10))
+    bench = load_benchmark(name, top_k=pick(100, 10)).head(pick(None, 4))  # smoke: 4 queries, top 10
     row = {"BM25": evaluate_run(bench.first_stage_run(), bench.qrels, ["nDCG@10"]).mean["nDCG@10"]}
     for label, model in (("scored, untrained", RUN / "scored-untrained"), ("scored, GRPO on DL21", SCORED / "final")):
         out = RUN / f"{name}-{label.replace(', ', '-').replace(' ', '-')}-top{pick(100, 10)}"

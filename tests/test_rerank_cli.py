@@ -130,7 +130,12 @@ def test_demo_reranks_the_bundled_sample(tmp_path):
         pytest.skip("data/sample is not in this checkout")
     proc = cli("demo", "--queries", "2", "--out", str(tmp_path / "demo"), "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "BM25 (first stage)" in proc.stdout and "reranked, smollm2-135m" in proc.stdout
+    assert "BM25 (first stage)" in proc.stdout and "smollm2-135m, writing its ranking" in proc.stdout
     assert ("does not beat BM25" in proc.stdout) or ("beats BM25" in proc.stdout)
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
     assert manifest["data"] == "sample" and manifest["template"] == "compact" and manifest["status"] == "done"
+    # the committed scored policy ranks the same lists, beside them, in its own run folder
+    assert "scored policy, GRPO on DL21" in proc.stdout
+    scored = json.loads((tmp_path / "demo" / "scored" / "manifest.json").read_text())
+    assert scored["policy"] == "scored" and scored["model"].endswith("data/runs/scored-grpo-dl21/final")
+    assert scored["results"]["num_queries"] == 2 and "nDCG@10" in scored["results"]["reranked"]

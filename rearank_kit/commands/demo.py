@@ -52,7 +52,7 @@ def verdict(bm25: float, reranked: float) -> str:
     if reranked > bm25 + 1e-9:
         return ("The reranker beats BM25 on this sample. With 10 queries that can be luck; try a real benchmark "
                 "(rearank-kit rerank --data dl19 ...).")  # fmt: skip
-    return ("The 135M model does not beat BM25 here, which is expected: it is far too small to rank well. "
+    return ("The 135M model writing its ranking does not beat BM25 here, which is expected: it is far too small. "
             "The demo shows the pipeline working end to end; for real gains use Rearank-7B on a GPU:\n"
             "  rearank-kit rerank --data dl19 --model le723z/Rearank-7B --backend vllm --template rearank "
             "--out runs/rearank7b")  # fmt: skip
@@ -121,12 +121,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     bm25, new = summary["first_stage"]["nDCG@10"], summary["reranked"]["nDCG@10"]
     print()
-    print(f"  {'system':<44} nDCG@10")
-    print(f"  {'BM25 (first stage)':<44} {bm25:.4f}")
-    print(f"  {MODEL + ', writing its ranking (untrained)':<44} {new:.4f}  ({new - bm25:+.4f})")
+    print(f"  {'system':<48} nDCG@10")
+    print(f"  {'BM25 (first stage)':<48} {bm25:.4f}")
+    print(f"  {MODEL + ', writing its ranking (untrained)':<48} {new:.4f}  ({new - bm25:+.4f})")
     if scored and "reranked" in scored:
         value = scored["reranked"]["nDCG@10"]
-        print(f"  {'scored policy, GRPO on DL21 (same model)':<44} {value:.4f}  ({value - bm25:+.4f})")
+        print(f"  {'scored policy, GRPO on DL21 (same model)':<48} {value:.4f}  ({value - bm25:+.4f})")
     print()
     print(verdict(bm25, new))
     if scored and "reranked" in scored:

@@ -161,7 +161,8 @@ def learning_run(bench: Benchmark, folds: Folds, cache: Any, setup: LearningSetu
             rows = [r for q in lists.qids for r in rows_by_qid.get(q, [])]
             band = no_learning_band(start, set_batch(rows, start, cache, priors), setting.params)
             write_jsonl(out / "final" / "no_learning_band.jsonl", band)
-    metrics["minutes"] = round((time.perf_counter() - started) / 60, 2)
+    metrics["minutes_this_session"] = round((time.perf_counter() - started) / 60, 2)
+    metrics["minutes_of_folds"] = round(sum(r.seconds for r in results) / 60, 2)  # all folds, resumed ones included
     write_json(out / "metrics.json", metrics)
     manifest = read_manifest(out) or {}
     manifest.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), model=cache.key.model,

@@ -231,7 +231,10 @@ def build_states(
     if manifest is not None:
         if manifest.get("kind") != "states":
             raise KitError(f"{folder}: holds a {manifest.get('kind')!r} output, not a state cache; use another folder")
-        _check_key(folder, manifest.get("key") or {}, key)
+        recorded = manifest.get("key") or {}
+        if set(key.layers) < set(recorded.get("layers") or ()):  # a cache of more layers serves fewer
+            key = StateKey(**{**key.to_dict(), "layers": tuple(recorded["layers"])})
+        _check_key(folder, recorded, key)
     elif folder.is_dir() and any(folder.iterdir()):
         raise KitError(f"{folder}: not empty and not a state cache; the kit writes caches only into empty folders")
     folder.mkdir(parents=True, exist_ok=True)
