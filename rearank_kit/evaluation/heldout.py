@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit.core.errors import KitError
-from rearank_kit.core.files import append_jsonl, iter_jsonl, read_json, write_json
+from rearank_kit.core.files import append_jsonl, iter_jsonl, read_json, write_json, write_jsonl
 
 SETS_LOG = "sets.jsonl"
 SPLIT_ALIASES = {"heldout": "test", "held-out": "test", "val": "validation", "dev": "validation"}
@@ -239,6 +239,9 @@ def evaluate_sets(model: Any, sets_dir: str | Path, out: str | Path, config: Set
     if out.exists() and not out.is_dir():
         raise KitError(f"{out}: exists and is not a folder; choose another --out")
     policy = resolve_policy(model, template, warn=False)
+    if policy.family == "scored":
+        return _evaluate_scored(Path(model), sets_dir, out, config, template=template, against=against,
+                                progress=progress, device=backend_kwargs.get("device", "cpu"))  # fmt: skip
     tmpl = model_template(str(model), template)  # the one owner: warns on a mismatch, refuses an edited file
     rows = load_split(sets_dir, split, config.per_query)
     check_window(rows, policy.window, sets_dir / "sets.jsonl", policy.record)
@@ -292,6 +295,67 @@ def evaluate_sets(model: Any, sets_dir: str | Path, out: str | Path, config: Set
     metrics["seconds_this_session"] = round(time.perf_counter() - started, 1)
     write_json(out / "metrics.json", metrics)
     write_manifest(out, "evaluate-sets", status="done", results={k: v for k, v in metrics.items()}, **fields)
+    return metrics
+
+
+def _evaluate_scored(folder: Path, sets_dir: Path, out: Path, config: SetEvalConfig, *, template, against, progress,
+                     device) -> dict:
+    """``evaluate_sets`` for a scored policy (``rank/scored.py``): each set ranked greedily by its
+    scores, recorded as the answer text ``<answer>[3] > [1] ...</answer>`` so that the records,
+    the summary and ``--against`` read as a generative policy's. The states of the sets' pairs and
+    their priors come from the benchmark the sets were drawn from (their augment manifest)."""
+    from rearank_kit.core.manifest import fingerprint_files, read_manifest, write_manifest
+    from rearank_kit.core.parsing import format_ranking
+    from rearank_kit.core.records import Benchmark, Ranking
+    from rearank_kit.data.benchmarks import load_benchmark
+    from rearank_kit.rank.models import resolve_device
+    from rearank_kit.rank.scored import load_scored_policy
+    from rearank_kit.rank.states import build_states
+    from rearank_kit.train.scored import query_priors
+
+    if template is not None:
+        raise KitError(f"--template {template}: a scored policy has no listwise prompt (its pair prompt is recorded)")
+    policy = load_scored_policy(folder)
+    split = config.split_name()
+    rows = load_split(sets_dir, split, config.per_query)
+    made = read_manifest(sets_dir) or {}
+    source = made.get("data_path") or made.get("data")
+    if not source:
+        raise KitError(f"{sets_dir / 'manifest.json'}: names no benchmark (fields data_path, data); a scored policy "
+                       "needs the first-stage scores of the sets' queries")
+    pool = int((made.get("config") or {}).get("pool", 100)) if isinstance(made.get("config"), dict) else 100
+    bench = load_benchmark(source, top_k=pool)
+    priors = query_priors(bench, policy.prior)
+    wanted: dict[str, set[str]] = {}
+    for r in rows:
+        wanted.setdefault(str(r["qid"]), set()).update(map(str, r["docids"]))
+    subset = Benchmark(bench.name, bench.path, [Ranking(x.query, [c for c in x.candidates if c.docid in wanted[x.query.qid]])
+                                                for x in bench.rankings if x.query.qid in wanted], bench.qrels)  # fmt: skip
+    identity = {"model": str(folder), "policy": "scored", "template": policy.prompt, "template_hash": policy.prompt_hash,
+                "config": {k: v for k, v in asdict(config).items() if k not in SetEvalConfig.EXECUTION_ONLY},
+                "sets_fingerprint": fingerprint_files([sets_dir / "sets.jsonl"])}  # fmt: skip
+    _check_resumable(out, identity)
+    out.mkdir(parents=True, exist_ok=True)
+    fields = {**identity, "sets_dir": str(sets_dir), "split": split, "base": policy.model, "data": bench.name}
+    write_manifest(out, "evaluate-sets", status="running", **fields)
+    started = time.perf_counter()
+    cache = build_states(subset, out / "states", policy.model, policy.prompt, policy.layers,
+                         device=resolve_device(device), progress=progress)  # fmt: skip
+    records = []
+    for r in rows:
+        order = policy.order(cache.matrix(r["qid"], r["docids"], policy.layers), [priors[str(r["qid"])][str(d)] for d in r["docids"]])
+        records.append(score_set(r, f"<answer>{format_ranking(order)}</answer>", lenient=True, mode=config.reward_mode))
+    write_jsonl(out / SETS_LOG, records)
+    metrics = {"model": str(folder), "template": policy.prompt, "split": split, "lenient": True,
+               **summarize(records, config.resamples, config.seed)}  # fmt: skip
+    if against is not None:
+        other = list(iter_jsonl(Path(against) / SETS_LOG))
+        if not other:
+            raise KitError(f"{Path(against) / SETS_LOG}: missing or empty; --against takes an evaluate-sets output folder")
+        metrics["comparison"] = compare_runs(records, other, against, config.resamples, config.seed)
+    metrics["seconds_this_session"] = round(time.perf_counter() - started, 1)
+    write_json(out / "metrics.json", metrics)
+    write_manifest(out, "evaluate-sets", status="done", results=metrics, **fields)
     return metrics
 
 
