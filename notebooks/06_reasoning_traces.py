@@ -226,10 +226,15 @@ print(render_trace(longest, bench.qrels))
 HTML(render_trace_html(longest, bench.qrels))
 
 # %% [markdown]
-# Runs written by notebook 05, if it has run, can be read the same way:
+# Runs written by notebook 05, if it has run, can be read the same way (those of the scored policy
+# hold scores, not replies: it writes no text, so there is no reasoning to read):
 
 # %%
+import json
+
 for path in sorted((RUN.parent / "05_benchmark_evaluation").glob("*/traces.jsonl")):
+    if json.loads((path.parent / "manifest.json").read_text()).get("policy") == "scored":
+        continue
     print(path.parent.name)
     display(format_stats(path).round(3).to_frame().T)
 

@@ -168,6 +168,12 @@ def test_refuses_non_empty_out_and_failed_write_leaves_nothing(tmp_path, monkeyp
     (out / "keep.txt").write_text("mine")
     with pytest.raises(KitError, match="not an empty folder"):
         write_augmented(result, out)
+    with pytest.raises(KitError, match="holds 'keep.txt', which rearank-kit did not write"):
+        write_augmented(result, out, overwrite=True)  # --overwrite replaces only what the kit wrote
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    write_augmented(result, out)
+    before = (out / "sets.jsonl").read_bytes()
     import rearank_kit.train.augment as aug
 
     def boom(*a, **k):
@@ -177,10 +183,10 @@ def test_refuses_non_empty_out_and_failed_write_leaves_nothing(tmp_path, monkeyp
     with pytest.raises(OSError):
         write_augmented(result, out, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aug"]  # no temporary folder left behind
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert (out / "sets.jsonl").read_bytes() == before  # the earlier output, whole
     monkeypatch.undo()
     write_augmented(result, out, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "sets.jsonl").is_file()
+    assert (out / "sets.jsonl").is_file() and sorted(p.name for p in out.iterdir()) == sorted(aug.OUTPUT_FILES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aug"]
 
 

@@ -156,7 +156,7 @@ def test_malformed_line_names_file_and_line(sample_copy, filename, bad, fragment
 
 def test_not_utf8_names_file(sample_copy):
     (sample_copy / "queries.tsv").write_bytes(b"s01\t\xff\xfe bad bytes\n")
-    with pytest.raises(DataError, match="queries.tsv: not UTF-8"):
+    with pytest.raises(DataError, match="queries.tsv:1: not UTF-8"):
         benchmarks.load_benchmark(sample_copy)
 
 

@@ -203,13 +203,16 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path):
 def test_publish_replaces_an_old_folder_whole(tmp_path):
     target = tmp_path / "out"
     target.mkdir()
+    (target / "manifest.json").write_text('{"kind": "demo", "files": ["old.txt"]}')  # an earlier output of the kit
     (target / "old.txt").write_text("old")
     with staged_folder(target) as tmp:
         (tmp / "sub").mkdir()
         (tmp / "sub" / "new.txt").write_text("new")
+        (tmp / "manifest.json").write_text('{"kind": "demo"}')
         assert tmp.parent == tmp_path and tmp.name.startswith(".out.")
         publish_folder(tmp, target)
-    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["sub", "sub/new.txt"]
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["manifest.json", "sub",
+                                                                                   "sub/new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # neither the stage nor the old folder left
     mask = os.umask(0)
     os.umask(mask)

@@ -68,7 +68,7 @@ def test_rankllms_own_variants_are_read(tmp_path):
             {"docid": 11, "score": 2.5, "doc": {"segment": "Cats purr.", "title": "Cats"}},
             {"docid": "d2", "score": None, "doc": {"contents": "Dogs bark."}},
         ], "invocations_history": [{"prompt": "...", "response": "[2] > [1]"}]},
-        {"query": {"text": "tea", "qid": "q2"}, "candidates": []},
+        {"query": {"text": "tea", "qid": "q2"}, "candidates": [{"docid": "t1", "doc": {"body": "Tea."}}]},
     ]  # fmt: skip
     path = tmp_path / "results.json"
     path.write_text(json.dumps(records))
@@ -76,7 +76,7 @@ def test_rankllms_own_variants_are_read(tmp_path):
     assert first.query.qid == "7" and first.docids == ["11", "d2"]
     assert [c.text for c in first.candidates] == ["Cats Cats purr.", "Dogs bark."]
     assert [(c.rank, c.score) for c in first.candidates] == [(1, 2.5), (2, 0.0)]
-    assert second.candidates == []
+    assert second.docids == ["t1"] and second.candidates[0].text == "Tea."
 
 
 @pytest.mark.parametrize(
@@ -91,11 +91,14 @@ def test_rankllms_own_variants_are_read(tmp_path):
         ('{"query": {"qid": "1", "text": "x"}, "candidates": [{"docid": "a", "score": "high", "doc": {"text": "t"}}]}',
          "score 'high' is not a finite number"),
         ('["not", "a", "record"]', "expected a JSON object"),
+        ('{"query": {"qid": "1", "text": "x"}, "candidates": []}', "query '1' has no candidates"),
+        ('{"query": {"qid": "1", "text": "x"}}', "field 'candidates' is missing"),
     ],
 )
 def test_bad_records_name_file_and_line(tmp_path, line, fragment):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"query": {"qid": "0", "text": "fine"}, "candidates": []}\n' + line + "\n")
+    path.write_text('{"query": {"qid": "0", "text": "fine"}, "candidates": [{"docid": "z", "doc": {"text": "t"}}]}\n'
+                    + line + "\n")
     with pytest.raises(DataError) as err:
         rankllm.read_rankllm(path)
     assert f"{path}:2" in str(err.value) and fragment in str(err.value)
@@ -103,7 +106,8 @@ def test_bad_records_name_file_and_line(tmp_path, line, fragment):
 
 def test_a_repeated_query_is_refused(tmp_path):
     path = tmp_path / "twice.jsonl"
-    path.write_text('{"query": {"qid": "1", "text": "x"}}\n{"query": {"qid": 1, "text": "x"}}\n')
+    one = '"candidates": [{"docid": "a", "doc": {"text": "t"}}]'
+    path.write_text(f'{{"query": {{"qid": "1", "text": "x"}}, {one}}}\n{{"query": {{"qid": 1, "text": "x"}}, {one}}}\n')
     with pytest.raises(DataError, match=r"twice.jsonl:2: query '1' appears twice"):
         rankllm.read_rankllm(path)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rearank_kit.core.parsing import parse_ranking
 from rearank_kit.train.presets import CPU_FIRSTPICK
 
 RUN = Path(__file__).resolve().parents[1] / "data" / "runs" / "cpu-firstpick-dl21"
@@ -57,6 +58,8 @@ def test_heldout_evaluations_are_complete_paired_and_text_free(order):
         assert set(s) == SET_KEYS
         kept = s["completion"].split(" [+")[0]  # --ids-only: free text is counted, not kept
         assert len(kept) <= len("<answer>[5"), s["completion"]  # at most one identifier
+        # the pick that was scored is kept: the kept text parses to the recorded first pick
+        assert parse_ranking(kept, len(s["docids"])).order[0] == s["order"][0], s["completion"]
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["sets"] == len(trained_sets)
     assert metrics["comparison"]["against"].endswith(f"{order}-base")

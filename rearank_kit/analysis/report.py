@@ -11,6 +11,11 @@ written, and the page says so and from where. ``--no-text`` leaves the text out:
 licensed collections such as MS MARCO may not be redistributed, so share a page with text only
 where the licence allows it.
 
+A run that has not finished (its manifest says ``running``: in progress, or interrupted) gets a
+page of what it has done so far, with a warning on stderr and on the page. Traces are checked
+record by record before the page is built: a hand-edited or damaged record is a DataError naming
+``traces.jsonl:LINE`` and the field, never a bare Python exception.
+
 Filters live in the URL's hash (``#qid=s01&outcome=worse&claim=relevant&search=sky&min=0&max=50``):
 a filtered view is a link, and the browser test drives them that way (``tests/test_report.py``).
 """
@@ -19,13 +24,14 @@ from __future__ import annotations
 
 import html
 import os
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from rearank_kit.core.errors import KitError
-from rearank_kit.core.files import read_json
+from rearank_kit.core.errors import DataError, KitError
+from rearank_kit.core.files import read_json, read_jsonl
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#1f2328}
@@ -85,6 +91,43 @@ def _benchmark(run_dir: Path, manifest: dict, data: str | None):
                    f"path {manifest.get('data_path')!r}); name it with --data NAME_OR_FOLDER")
 
 
+def _id(value) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def _trace_problem(record: dict) -> str | None:
+    """What is wrong with one trace record, for a page to be built from it (None: nothing)."""
+    if not _id(record.get("qid")):
+        return "field 'qid' is missing or not a string"
+    docids = record.get("docids")
+    if not isinstance(docids, list) or not all(_id(d) for d in docids):
+        return "field 'docids' must be a list of docids"
+    if not isinstance(record.get("output", ""), str | None):
+        return "field 'output' must be text"
+    window = record.get("window")
+    if window is not None and not (isinstance(window, list) and len(window) == 2 and all(
+            isinstance(w, int) and not isinstance(w, bool) for w in window) and 0 <= window[0] <= window[1]):  # fmt: skip
+        return f"field 'window' must be [start, end] with 0 <= start <= end, got {window!r}"
+    order = record.get("order")
+    if order is not None and (not isinstance(order, list) or sorted(order) != list(range(len(docids)))):
+        return f"field 'order' must be a permutation of 0..{len(docids) - 1} (one index per docid), got {order!r}"
+    if not isinstance(record.get("diagnostics") or {}, dict):
+        return "field 'diagnostics' must be an object"
+    return None
+
+
+def check_traces(path: Path) -> int:
+    """The number of trace records in ``path``, each checked (``_trace_problem``); a DataError
+    naming ``path:line`` for the first bad one (a torn last line, left by an interrupt, is skipped)."""
+    traces = read_jsonl(path)
+    for number, record in traces.numbered():
+        problem = _trace_problem(record)
+        if problem is not None:
+            raise DataError(f"{path}:{number}: {problem}; traces.jsonl is written by `rearank-kit rerank` (was it "
+                            "edited by hand?)")  # fmt: skip
+    return len(traces)
+
+
 def _per_query(bench, rankings) -> pd.DataFrame:
     from rearank_kit.core.metrics import ndcg_at_k
 
@@ -110,8 +153,19 @@ def build_report(run_dir: str | os.PathLike, data: str | None = None, text: bool
     if not (run_dir / "traces.jsonl").is_file():
         raise KitError(f"{run_dir}: no traces.jsonl here; is this a rerank run folder (rearank-kit rerank --out)?")
     manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    if not isinstance(manifest, dict):
+        raise DataError(f"{run_dir / 'manifest.json'}: expected a JSON object")
+    unfinished = unfinished_note(run_dir, manifest)
+    if not check_traces(run_dir / "traces.jsonl"):
+        status = f" ({run_dir / 'manifest.json'} says status {manifest['status']!r})" if unfinished else ""
+        raise KitError(f"{run_dir / 'traces.jsonl'}: no model call recorded yet, nothing to show{status}; run the "
+                       "same rerank command again to go on")  # fmt: skip
     bench, source = _benchmark(run_dir, manifest, data)
-    table = lab_table(run_dir, bench)
+    try:
+        table = lab_table(run_dir, bench)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a record this check does not know
+        raise DataError(f"{run_dir / 'traces.jsonl'}: a trace cannot be read ({type(exc).__name__}: {exc}); "
+                        "was it edited by hand?") from None
     if not text:
         table["query"] = None
         table["passages"] = [[None] * len(p) for p in table["passages"]]
@@ -155,6 +209,7 @@ def build_report(run_dir: str | os.PathLike, data: str | None = None, text: bool
 <html lang="en"><head><meta charset="utf-8"><title>rearank-kit report: {esc(run_dir.name)}</title>
 <style>{_CSS}</style></head><body>
 <h1>Rerank run <code>{esc(run_dir.name)}</code></h1>
+{f'<p class="worse" id="unfinished">{esc(unfinished)}</p>' if unfinished else ''}
 <p class="note" id="provenance">{joined}</p>
 <table>{info}</table>
 <h2>Scores</h2>{scores or '<p>No judgments: no scores.</p>'}
@@ -173,16 +228,33 @@ search <input id="search" type="search" placeholder="word or phrase">
 """
 
 
+def unfinished_note(run_dir: Path, manifest: dict) -> str | None:
+    """A warning when the run's manifest does not say ``done`` (None when it does, or has no status)."""
+    status = manifest.get("status")
+    if status is None or status == "done":
+        return None
+    return (f"this run has not finished: {run_dir / 'manifest.json'} says status {status!r} (still running, or "
+            "interrupted); the page shows only what was done so far. Run the same rerank command again to finish it")
+
+
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, data: str | None = None,
                  text: bool = True) -> Path:
-    """Write the page (default: ``<run folder>-report.html`` beside the run folder) and return its path."""
-    from rearank_kit.core.files import atomic_write_text
+    """Write the page (default: ``<run folder>-report.html`` beside the run folder) and return its path.
+    An unfinished run is reported with a warning on stderr (``unfinished_note``)."""
+    from rearank_kit.core.files import atomic_write_text, check_writable
 
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir.parent / f"{run_dir.name}-report.html"
     if out.resolve().is_relative_to(run_dir.resolve()):
         raise KitError(f"{out}: write the report outside the run folder {run_dir} (only `rerank` writes inside it)")
+    if out.is_dir():
+        raise KitError(f"{out}: is a folder; --out names the page to write (e.g. {out / 'report.html'})")
+    check_writable(out.parent, label="--out ")
     page = build_report(run_dir, data=data, text=text)
+    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    note = unfinished_note(run_dir, manifest) if isinstance(manifest, dict) else None
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, page)
     return out

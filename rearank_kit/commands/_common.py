@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit.core.errors import KitError
+from rearank_kit.rank.settings import RANGES, Range
 
 # --- old spellings ------------------------------------------------------------------------------
 
@@ -58,12 +59,11 @@ def deprecated(p: argparse.ArgumentParser, old: str, new: str, *, dest: str, fla
 # --- numbers in range -----------------------------------------------------------------------------
 
 
-def in_range(field: str, kind: type = int) -> Any:
-    """argparse ``type`` for the flag of ``field`` in ``settings.RANGES``: parsed as ``kind`` and
+def in_range(field: Any, kind: type = int, ranges: dict | None = None) -> Any:
+    """argparse ``type`` for the flag of ``field`` in ``settings.RANGES`` (or in ``ranges``, e.g.
+    ``train/settings.TRAIN_RANGES``; or a ``settings.Range`` itself): parsed as ``kind`` and
     checked against the field's range when the command line is read, before anything loads."""
-    from rearank_kit.rank.settings import RANGES
-
-    allowed = RANGES[field]
+    allowed = field if isinstance(field, Range) else (RANGES if ranges is None else ranges)[field]
 
     def parse(text: str):
         try:
@@ -163,6 +163,8 @@ def load_input(args: argparse.Namespace, top_k: int):
 # --- backends -----------------------------------------------------------------------------------
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEFAULT_TIMEOUT_S = 600.0  # the openai SDK's own default per request
+TIMEOUT = Range("--timeout", 0, low_open=True)  # seconds per request of the openai backend
 
 
 def device_name(value: str) -> str:
@@ -182,7 +184,12 @@ def add_backend(p: argparse.ArgumentParser, base_url: bool = True) -> None:
                         "gpu_memory_utilization=0.8, tensor_parallel_size=2 (repeatable; VALUE is read as JSON "
                         "when it parses, else as text)")  # fmt: skip
     if base_url:
-        p.add_argument("--base-url", help="openai backend: the server's URL (e.g. http://localhost:8000/v1)")
+        p.add_argument("--base-url", help="openai backend: the server's URL (e.g. http://localhost:8000/v1); put "
+                       "a key in OPENAI_API_KEY, not in the URL")  # fmt: skip
+        p.add_argument("--timeout", type=in_range(TIMEOUT, float), metavar="SECONDS",
+                       help=f"openai backend: seconds one request may take before it is retried (default: "
+                            f"{DEFAULT_TIMEOUT_S:g}); a server that does not answer at all is found within seconds, "
+                            "before anything is read or written")  # fmt: skip
 
 
 def parse_engine_args(items: list[str]) -> dict[str, Any]:
@@ -212,12 +219,18 @@ def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         raise KitError(f"--device is for the hf backend; the {backend} backend places the model itself"
                        + (" (--engine-arg tensor_parallel_size=N ...)" if backend == "vllm" else ""))
     base_url = getattr(args, "base_url", None)
+    timeout = getattr(args, "timeout", None)
     if backend == "openai":
         if not base_url:
             raise KitError("the openai backend needs --base-url (e.g. http://localhost:8000/v1)")
-        return {"base_url": base_url}
+        from rearank_kit.rank.backends.openai import check_server
+
+        check_server(base_url)  # a dead server: said now, before the data is read or a folder written
+        return {"base_url": base_url, "timeout": timeout if timeout is not None else DEFAULT_TIMEOUT_S}
     if base_url:
         raise KitError(f"--base-url is for the openai backend, not {backend}")
+    if timeout is not None:
+        raise KitError(f"--timeout is for the openai backend, not {backend}")
     if backend == "hf":
         if args.device != "auto":
             check_device(args.device)
@@ -245,6 +258,19 @@ def check_device(device: str) -> None:
         if int(device.split(":")[1]) >= count:
             raise KitError(f"--device {device}: this machine has {count} CUDA GPU(s), numbered from 0 "
                            f"(cuda:0 to cuda:{count - 1})")  # fmt: skip
+
+
+# --- output folders -------------------------------------------------------------------------------
+
+
+def check_out_folder(out: str | Path, kind: str, parts: tuple[str, ...] = (), names: tuple[str, ...] = ()) -> None:
+    """Before anything loads: ``--out`` is new, empty or an earlier ``kind`` output to resume
+    (``files.check_run_folder``: a folder of someone else's files is refused, untouched), and the
+    kit can write there (``files.check_writable``)."""
+    from rearank_kit.core.files import check_run_folder, check_writable
+
+    check_run_folder(out, kind, label="--out ", parts=parts, names=names)
+    check_writable(out, label="--out ")
 
 
 # --- training commands ----------------------------------------------------------------------------

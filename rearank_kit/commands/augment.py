@@ -20,20 +20,35 @@ import argparse
 import json
 
 from rearank_kit.commands import _common
+from rearank_kit.rank.settings import Range
 
 HELP = "draw REARANK's augmented training sets (random passage sets per judged query)"
+# The numeric flags checked when the command line is parsed (the fractions, whose ranges are open at
+# one end and depend on each other, by AugmentConfig.validate before anything is read).
+RANGES = {
+    "samples_per_query": Range("--samples-per-query", 1),
+    "window": Range("--window", 2),  # a set of one passage has nothing to rank
+    "seed": Range("--seed", 0),
+    "min_ndcg": Range("--min-ndcg", 0, 1),
+    "min_room": Range("--min-room", 0, 1),
+    "fold": Range("--fold", 0),
+}
+
+
+def _number(field: str, kind: type = int):
+    return _common.in_range(field, kind, RANGES)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_input(p, qrels_help="TREC qrels (required with --run: sets are drawn for judged queries)")
     p.add_argument("--out", required=True, help="output folder (must be empty or absent unless --overwrite)")
-    p.add_argument("--samples-per-query", type=int, default=50, help="sets drawn per query (default: 50)")
-    p.add_argument("--window", type=int, default=20,
+    p.add_argument("--samples-per-query", type=_number("samples_per_query"), default=50, help="sets drawn per query (default: 50)")
+    p.add_argument("--window", type=_number("window"), default=20,
                    help="passages per set (default: 20, the paper; 5 for the CPU preset)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0); same seed, same sets")
+    p.add_argument("--seed", type=_number("seed"), default=0, help="random seed (default: 0); same seed, same sets")
     p.add_argument("--filter", choices=("initial", "best"), default="initial",
                    help="apply --min-ndcg to the set's initial or best possible nDCG@10 (default: initial)")
-    p.add_argument("--min-ndcg", type=float, default=0.1, help="drop sets below this nDCG@10 (default: 0.1)")
+    p.add_argument("--min-ndcg", type=_number("min_ndcg", float), default=0.1, help="drop sets below this nDCG@10 (default: 0.1)")
     p.add_argument("--order", choices=("bm25", "random"), default="bm25",
                    help="initial order of a set's passages (default: bm25)")
     _common.add_template(p, "rearank", "prompt template of the sets' prompts (default: rearank)")
@@ -43,12 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fraction of queries held out for choosing settings (default: 0, no validation split)")
     p.add_argument("--folds", metavar="FOLDS.json", help="split by a committed folds file instead of the fractions: "
                    "with --fold K, fold K is the test split and fold K+1 the validation split (data/folds/dl21.json)")
-    p.add_argument("--fold", type=int, metavar="K", help="the fold to hold out (with --folds)")
-    p.add_argument("--min-room", type=float, default=0.0,
+    p.add_argument("--fold", type=_number("fold"), metavar="K", help="the fold to hold out (with --folds)")
+    p.add_argument("--min-room", type=_number("min_room", float), default=0.0,
                    help="drop sets whose best nDCG@10 exceeds the initial by less than this (default: 0, "
                         "off as in the paper; the normalised reward explodes on such sets)")
     _common.add_top_k(p, 100, "draw from the first-stage top k candidates", old=("--pool",))
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier augment output in --out (a folder "
+                   "holding anything else is refused, never deleted)")
     _common.add_progress(p)
     _common.add_json(p)
 
@@ -80,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rearank_kit.core.errors import KitError
-    from rearank_kit.train.augment import AugmentConfig, augment, write_augmented
+    from rearank_kit.train.augment import AugmentConfig, augment, check_out, write_augmented
 
     config = AugmentConfig(
         samples_per_query=args.samples_per_query, window=args.window, seed=args.seed, filter=args.filter,
@@ -90,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
     )
     config.validate()
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.overwrite)):
-        raise KitError(f"--out {out}: exists and is not an empty folder; choose another --out or pass --overwrite")
+    check_out(out, args.overwrite)  # before anything is read: empty, or an earlier augment output, and writable
     if args.run is not None and args.qrels is None:
         raise KitError("--run needs --qrels here: augmentation draws sets for judged queries only")
     bench, _ = _common.load_input(args, args.top_k)

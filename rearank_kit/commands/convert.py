@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from rearank_kit.commands import _common
 
@@ -31,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_input(p, qrels_help="TREC qrels (with --from too: copied into the benchmark folder)")
     _common.add_top_k(p, 100, "with --to: the first-stage top k of each query")
     p.add_argument("--out", required=True, help="--to: the JSONL file to write; --from: the benchmark folder to write")
-    p.add_argument("--overwrite", action="store_true", help="--from: replace a non-empty --out folder")
+    p.add_argument("--overwrite", action="store_true", help="replace --out: with --from an earlier --from rankllm "
+                   "folder, with --to a RankLLM file; anything else in the way is refused, never deleted")
     _common.add_json(p)
 
 
@@ -54,12 +56,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.file:
             raise KitError(f"FILE ({args.file}) is for --from; with --to give --data or --run")
-        if out.is_dir():
-            raise KitError(f"--out {out}: is a folder; --to rankllm writes one JSONL file")
+        rankllm.check_out_file(out, args.overwrite)
         if args.data is not None and rankllm.is_rerank_run(args.data):
             rankings, scores = rankllm.read_rerank_run(args.data), "rank"
         else:
             rankings, scores = _common.load_input(args, args.top_k)[0].rankings, "first_stage"
+        empty = [r.query.qid for r in rankings if not r.candidates]
+        if empty:  # a RankLLM request lists passages to rank; an empty one is refused by --from
+            print(f"note: {len(empty)} queries without candidates left out: {', '.join(empty[:10])}"
+                  + (" ..." if len(empty) > 10 else ""), file=sys.stderr)  # fmt: skip
+            rankings = [r for r in rankings if r.candidates]
+        if not rankings:
+            raise KitError("no query has candidates: there is nothing to write")
         rankllm.write_rankllm(rankings, out, scores=scores)
         kind = "results (reranked order)" if scores == "rank" else "requests (first-stage order)"
         what = {"out": str(out), "format": f"RankLLM {kind}", "num_queries": len(rankings)}

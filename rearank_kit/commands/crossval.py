@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 from rearank_kit.commands import _common
+from rearank_kit.rank.settings import Range
 
 HELP = "cross-validate a scored policy by query (fixed folds), then train it on every query"
 
@@ -43,12 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=layer_choices, default=((12,), (15,), (18,)), help="the layers a head may read, "
                    "each fold choosing on its validation queries: choices separated by commas, layers read together "
                    "joined by + (e.g. 15 or 15,8+15+22; default: 12,15,18)")
-    p.add_argument("--window", type=int, default=20, help="passages per augmented set (default: 20, the paper's)")
-    p.add_argument("--samples-per-query", type=int, default=50, help="augmented sets per query (default: 50)")
+    p.add_argument("--window", type=_common.in_range("window"), default=20, help="passages per augmented set (default: 20, the paper's)")
+    p.add_argument("--samples-per-query", type=_common.in_range(Range("--samples-per-query", 1)), default=50, help="augmented sets per query (default: 50)")
     _common.add_top_k(p, 100, "the first-stage depth reranked, and the pool sets are drawn from")
     p.add_argument("--prior", choices=("bm25", "rank"), default="bm25", help="the first stage's voice: z-scored "
                    "scores (bm25, default) or ranks")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_common.in_range(Range("--seed", 0)), default=0)
     p.add_argument("--no-final", action="store_true", help="skip training on every query")
     p.add_argument("--add-test", nargs="+", metavar="RUN_DIR", help="only add the test sets to a finished --out: "
                    "rerank run folders of OUT/final (rearank-kit rerank --model OUT/final --data dl19 ...); "
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     setup = LearningSetup(method=args.method, layer_choices=tuple(args.layers), window=args.window,
                           samples_per_query=args.samples_per_query, top_k=args.top_k, prior=args.prior,
                           seed=args.seed, final=not args.no_final).check()  # fmt: skip
+    _common.check_out_folder(args.out, "crossval")
     folds = load_folds(args.folds)
     cache = load_states(args.states)
     bench, _ = _common.load_input(args, args.top_k)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from rearank_kit.commands._common import add_json, add_progress, add_template
+from rearank_kit.commands._common import add_json, add_progress, add_template, check_out_folder, in_range
 from rearank_kit.core.stats import format_interval
+from rearank_kit.rank.settings import Range
 
 NAME = "evaluate-sets"
 HELP = "evaluate a model on held-out augmented sets (rank reward, nDCG@10 gain, paired comparison)"
@@ -37,9 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="score answers without an <answer> block too (what the kit's CPU runs train with)")
     mode.add_argument("--strict", dest="lenient", action="store_const", const=False,
                       help="score only complete <answer> blocks (the paper's reward)")
-    p.add_argument("--sets-per-query", type=int, help="only the first N sets of each query (quick probes)")
-    p.add_argument("--max-new-tokens", type=int, help="generation limit (default: by template and set size)")
-    p.add_argument("--batch-size", type=int, default=1, help="sets per generate call (default: 1)")
+    p.add_argument("--sets-per-query", type=in_range(Range("--sets-per-query", 1)), help="only the first N sets of each query (quick probes)")
+    p.add_argument("--max-new-tokens", type=in_range("max_new_tokens"), help="generation limit (default: by template and set size)")
+    p.add_argument("--batch-size", type=in_range("batch_size"), default=1, help="sets per generate call (default: 1)")
     p.add_argument("--ids-only", action="store_true",
                    help="keep only each reply's ranking syntax in sets.jsonl (for files to be published: a small "
                         "model's free text may copy passage text)")
@@ -66,6 +67,8 @@ def print_metrics(m: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rearank_kit.evaluation.heldout import SetEvalConfig, evaluate_sets
+
+    check_out_folder(args.out, "evaluate-sets")  # before a model loads
 
     config = SetEvalConfig(split=args.split, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                            per_query=args.sets_per_query, lenient=args.lenient, seed=args.seed, ids_only=args.ids_only)

@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", metavar="OUT_DIR", help="output folder (must be empty or absent unless --overwrite)")
     p.add_argument("--heldout", action="append", default=[], metavar="EVAL_DIR",
                    help="an evaluate-sets output folder whose results go into the model card (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT_DIR (a folder holding "
+                   "anything else is refused, never deleted)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from rearank_kit.commands import _common
+from rearank_kit.rank.settings import Range
 
 HELP = "rerank every benchmark of the paper's Table 1 or 2 and print the kit's numbers beside the paper's"
 
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "RankQwen2.5-7B for Qwen/Qwen2.5-7B-Instruct)")
     _common.add_top_k(p, 100, "rerank the first-stage top k (the paper's: 100)")
     _common.add_windows(p, "passages per model call (default: 20, the paper's)")
-    p.add_argument("--queries", type=int, metavar="N", help="only the first N queries of each benchmark (a smoke "
+    p.add_argument("--queries", type=_common.in_range(Range("--queries", 1)), metavar="N", help="only the first N queries of each benchmark (a smoke "
                    "run; not comparable with the paper)")
     p.add_argument("--max-new-tokens", type=_common.in_range("max_new_tokens"),
                    help="generation limit (default: 2048 for reasoning templates)")
@@ -44,14 +45,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "skip = leave them out of the mean")
     p.add_argument("--skip-missing", action="store_true",
                    help="run the benchmarks that are available and list the others, instead of stopping")
-    p.add_argument("--tolerance", type=float, default=1.0, help="points within which a number counts as "
+    p.add_argument("--tolerance", type=_common.in_range(Range("--tolerance", 0), float), default=1.0, help="points within which a number counts as "
                    "reproduced (default: 1.0)")
     _common.add_progress(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rearank_kit.evaluation.reproduce import format_report, reproduce
+    from rearank_kit.evaluation.reproduce import COMPARISON_FILE, REPORT_FILE, format_report, reproduce
     from rearank_kit.rank.settings import RerankConfig
+
+    # Before anything is read or loaded: a folder of someone else's files is not written into.
+    _common.check_out_folder(args.out, "reproduce", parts=("rerank",), names=(COMPARISON_FILE, REPORT_FILE))
 
     # None for what the user did not give: reproduce asks RerankConfig.for_model for the model's own.
     config = RerankConfig(top_k=args.top_k, window=args.window, step=args.stride, template=args.template,

@@ -7,7 +7,9 @@
 --passages is a JSONL file of {"docid": ..., "text": ...} (the whole collection); --queries-file a
 ``qid<TAB>text`` file; --qrels (optional) TREC qrels, copied into the folder (else left empty).
 The folder gets the four benchmark files (passages.jsonl holds only the retrieved candidates)
-and a manifest.json. Every input is checked before anything is written.
+and a manifest.json, all at once at the end. Every input is checked before anything is written.
+--out must be new, empty or an earlier retrieve output (which is replaced): a folder holding
+anything else (your collection, say) is refused and left as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # Not required= for argparse: the old spelling --queries must be able to stand in for it.
     p.add_argument("--queries-file", metavar="QUERIES.tsv", help="queries file: qid<TAB>query text (required)")
     _common.deprecated(p, "--queries", "--queries-file", dest="queries_file")
-    p.add_argument("--out", required=True, help="output benchmark folder (created; its benchmark files are replaced)")
+    p.add_argument("--out", required=True, help="output benchmark folder: new, empty, or an earlier retrieve output "
+                   "(replaced); a folder holding anything else is refused")
     _common.add_top_k(p, 100, "candidates per query", old=("--k",))
     p.add_argument("--backend", choices=BACKENDS, default="bm25s",
                    help="bm25s (pure Python, default) or pyserini (Lucene; needs the retrieval extra)")
@@ -40,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from rearank_kit.core.errors import KitError
+    from rearank_kit.core.files import MANIFEST, check_replaceable, check_writable, publish_folder, staged_folder
     from rearank_kit.core.manifest import fingerprint_files, write_manifest
-    from rearank_kit.core.records import Benchmark, read_passages, read_qrels, read_queries
+    from rearank_kit.core.records import BENCHMARK_FILES, Benchmark, read_passages, read_qrels, read_queries
     from rearank_kit.data.benchmarks import save_benchmark
     from rearank_kit.data.retrieval import K1, B, bm25_search
 
@@ -50,8 +54,12 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise KitError(f"--top-k must be at least 1, got {args.top_k}")
     out = Path(args.out)
+    names = (*BENCHMARK_FILES, MANIFEST)
     if out.exists() and not out.is_dir():
         raise KitError(f"--out {out}: exists and is not a folder")
+    check_replaceable(out, "retrieve", names, label="--out ")  # your files are never replaced
+    check_writable(out, label="--out ")
+    check_writable(out.parent, label="--out ")
     # Read and check everything first: a bad input leaves no output behind.
     queries = read_queries(args.queries_file)
     if not queries:
@@ -64,14 +72,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"retrieving top {args.top_k} of {len(passages)} passages for {len(queries)} queries with {args.backend}",
           file=sys.stderr)
     rankings = bm25_search(passages, queries, k=args.top_k, backend=args.backend, progress=not args.no_progress)
-    save_benchmark(Benchmark(out.name, out, rankings, qrels), out, tag=f"bm25-{args.backend}")
     inputs = [args.passages, args.queries_file] + ([args.qrels] if args.qrels else [])
-    write_manifest(
-        out, "retrieve", backend=args.backend, k=args.top_k, k1=K1, b=B,
-        passages=str(args.passages), queries=str(args.queries_file), qrels=str(args.qrels) if args.qrels else None,
-        input_fingerprint=fingerprint_files(inputs), num_queries=len(queries), num_passages=len(passages),
-        num_candidates=sum(len(r.candidates) for r in rankings),
-    )  # fmt: skip
+    with staged_folder(out) as tmp:  # the folder is there whole or not at all
+        save_benchmark(Benchmark(out.name, out, rankings, qrels), tmp, tag=f"bm25-{args.backend}")
+        write_manifest(
+            tmp, "retrieve", backend=args.backend, k=args.top_k, k1=K1, b=B,
+            passages=str(args.passages), queries=str(args.queries_file), qrels=str(args.qrels) if args.qrels else None,
+            input_fingerprint=fingerprint_files(inputs), num_queries=len(queries), num_passages=len(passages),
+            num_candidates=sum(len(r.candidates) for r in rankings),
+        )  # fmt: skip
+        publish_folder(tmp, out, kind="retrieve", names=names, label="--out ")
     empty = [r.query.qid for r in rankings if not r.candidates]
     if empty:
         print(f"note: no passage matched {len(empty)} queries: {', '.join(empty[:10])}", file=sys.stderr)

@@ -21,18 +21,31 @@ import sys
 
 from rearank_kit.commands import _common
 from rearank_kit.commands._common import add_progress
+from rearank_kit.rank.settings import Range
 
 HELP = "direct SFT baseline: fine-tune on the best ordering of each augmented set (Table 3)"
+
+
+def steps(text: str) -> int:
+    """argparse type of ``--steps``: at least 1, or -1 (one pass over the sets)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value != -1 and value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; it must be at least 1, or -1 for one pass over the "
+                                         "sets")  # fmt: skip
+    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu-tiny", help="cpu-tiny (default) or paper")
     p.add_argument("--data", help="augmented sets folder (rearank-kit augment --out); its train split is used")
     p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, the adapter)")
-    p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's; -1: one pass over the sets)")
+    p.add_argument("--steps", type=steps, help="optimizer steps (default: the preset's; -1: one pass over the sets)")
     p.add_argument("--model", help="base model: preset name, folder or hub id (the preset's otherwise)")
     p.add_argument("--template", help="prompt template (the preset's otherwise)")
-    p.add_argument("--seed", type=int, help="random seed (default: the preset's, 0)")
+    p.add_argument("--seed", type=_common.in_range(Range("--seed", 0)), help="random seed (default: the preset's, 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change any SFTRunConfig field, e.g. --set learning_rate=5e-5 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -66,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise KitError("--out is required (the run folder)")
+    _common.check_out_folder(args.out, "train")
 
     from rearank_kit.train.sft import sft
 

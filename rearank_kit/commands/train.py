@@ -25,19 +25,27 @@ from rearank_kit.commands._common import deprecated
 HELP = "train a reranker with GRPO (presets cpu-tiny, gpu-small, paper)"
 
 
+def _number(field: str):
+    """argparse type of a flag that sets a TrainConfig field: checked against ``TRAIN_RANGES`` at parse time."""
+    from rearank_kit.train.settings import TRAIN_RANGES
+
+    return _common.in_range(field, int, TRAIN_RANGES)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from rearank_kit.train.presets import PRESETS
 
     p.add_argument("--preset", default="cpu-tiny", choices=list(PRESETS), help="training preset (default: cpu-tiny)")
     p.add_argument("--data", help="augmented sets folder (rearank-kit augment --out)")
     p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, the adapter)")
-    p.add_argument("--steps", type=int, help="optimizer steps (the preset's max_steps otherwise)")
+    p.add_argument("--steps", type=_number("max_steps"), help="optimizer steps (the preset's max_steps otherwise)")
     p.add_argument("--model", help="base model: preset name, folder or hub id (the preset's otherwise)")
-    p.add_argument("--seed", type=int, help="random seed (default: the preset's, 0)")
-    p.add_argument("--save-steps", type=int, help="save a checkpoint every N steps")
+    p.add_argument("--seed", type=_number("seed"), help="random seed (default: the preset's, 0)")
+    p.add_argument("--save-steps", type=_number("save_steps"), help="save a checkpoint every N steps")
     p.add_argument("--config", metavar="FILE.yaml",
                    help="YAML settings on top of the preset: TrainConfig fields and any trl.GRPOConfig field "
-                        "(parsed by TRL's parser); --set and the flags above win over it")
+                        "(parsed by TRL's parser); --set and the flags above win over it. No tokens: the hub token "
+                        "comes from HF_TOKEN or `hf auth login`")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change any TrainConfig field, e.g. --set beta=0.01 (repeatable)")
     p.add_argument("--report-to", help="trackers: tensorboard, trackio (both offline), wandb, or a comma list "
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise KitError("--out is required (the run folder)")
+    _common.check_out_folder(args.out, "train")
     if args.push_to_hub:
         from rearank_kit.train.export import check_repo_id
 

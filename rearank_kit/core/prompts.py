@@ -134,6 +134,9 @@ def _validate(raw: dict, source: str) -> PromptTemplate:
     return PromptTemplate(**{**raw, "version": str(raw["version"])})
 
 
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+
+
 def available_templates() -> list[str]:
     return sorted(p.stem for p in TEMPLATE_DIR.glob("*.toml"))
 
@@ -143,7 +146,10 @@ def load_template(name_or_path: str | os.PathLike | PromptTemplate) -> PromptTem
     if isinstance(name_or_path, PromptTemplate):
         return name_or_path
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.suffix:  # a name: one of the bundled files, never a path out of their folder
+        if not _TEMPLATE_NAME.fullmatch(str(name_or_path)):
+            raise KitError(f"template name {str(name_or_path)!r}: a bundled template is named by letters, digits, "
+                           f"'-' and '_' ({', '.join(available_templates())}); give a file as a path ending in .toml")
         path = TEMPLATE_DIR / f"{name_or_path}.toml"
     if not path.is_file():
         raise KitError(f"unknown template {str(name_or_path)!r}; bundled: {', '.join(available_templates())}, or give a .toml path")
@@ -151,6 +157,10 @@ def load_template(name_or_path: str | os.PathLike | PromptTemplate) -> PromptTem
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise KitError(f"{path}: invalid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise KitError(f"{path}: not a template (not UTF-8 text: a binary file?); a template is a TOML text file") from None
+    except OSError as exc:
+        raise KitError(f"{path}: cannot read ({exc.strerror or exc})") from None
     template = _validate(raw, str(path))
     if path.parent == TEMPLATE_DIR and template.name != path.stem:
         raise KitError(f"{path}: name {template.name!r} does not match the file name")

@@ -100,19 +100,22 @@ class Benchmark:
 
 
 def _lines(path: Path) -> Iterable[tuple[int, str]]:
-    """Non-blank lines of a text file with their 1-based line numbers."""
+    """Non-blank lines of a UTF-8 text file with their 1-based line numbers; a line that is not
+    UTF-8 (a Latin-1 byte, a binary file) is a DataError naming it."""
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, "rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
     with fh:
-        try:
-            for number, line in enumerate(fh, start=1):
-                line = line.rstrip("\n").rstrip("\r")
-                if line.strip():
-                    yield number, line
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                                f"{exc.start + 1}); save the file as UTF-8") from None
+            line = line.rstrip("\n").rstrip("\r")
+            if line.strip():
+                yield number, line
 
 
 def read_queries(path: str | os.PathLike) -> list[Query]:
@@ -133,15 +136,21 @@ def read_queries(path: str | os.PathLike) -> list[Query]:
 def read_qrels(path: str | os.PathLike) -> Qrels:
     path = Path(path)
     qrels: Qrels = {}
+    first_line: dict[tuple[str, str], int] = {}
     for number, line in _lines(path):
         parts = line.split()
         if len(parts) != 4:
             raise DataError(f"{path}:{number}: expected 'qid 0 docid grade' (4 fields), got {line[:80]!r}")
         qid, _, docid, grade = parts
         try:
-            qrels.setdefault(qid, {})[docid] = int(grade)
+            value = int(grade)
         except ValueError:
             raise DataError(f"{path}:{number}: relevance grade {grade!r} is not an integer") from None
+        if (qid, docid) in first_line:  # which grade counts would be a silent choice
+            raise DataError(f"{path}:{number}: query {qid} judges docid {docid!r} again (first on line "
+                            f"{first_line[qid, docid]}); keep one judgment per (query, docid)")
+        first_line[qid, docid] = number
+        qrels.setdefault(qid, {})[docid] = value
     return qrels
 
 
@@ -149,6 +158,7 @@ def read_run(path: str | os.PathLike) -> dict[str, list[Candidate]]:
     """A TREC run as qid -> candidates in rank order (by the rank column, as the file states it)."""
     path = Path(path)
     run: dict[str, list[Candidate]] = {}
+    first_line: dict[tuple[str, str], int] = {}
     for number, line in _lines(path):
         parts = line.split()
         if len(parts) != 6:
@@ -160,14 +170,13 @@ def read_run(path: str | os.PathLike) -> dict[str, list[Candidate]]:
             raise DataError(f"{path}:{number}: rank {rank!r} must be an integer and score {score!r} a number") from None
         if not math.isfinite(cand.score):
             raise DataError(f"{path}:{number}: score {score!r} is not finite")
+        if (qid, docid) in first_line:
+            raise DataError(f"{path}:{number}: query {qid} lists docid {docid!r} twice (first on line "
+                            f"{first_line[qid, docid]}); a run ranks each docid once per query")
+        first_line[qid, docid] = number
         run.setdefault(qid, []).append(cand)
-    for qid, cands in run.items():
+    for cands in run.values():
         cands.sort(key=lambda c: (c.rank, -c.score))
-        seen: set[str] = set()
-        for c in cands:
-            if c.docid in seen:
-                raise DataError(f"{path}: query {qid} lists docid {c.docid!r} twice")
-            seen.add(c.docid)
     return run
 
 

@@ -30,8 +30,24 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit.core.errors import DataError, KitError
-from rearank_kit.core.files import publish_folder, read_jsonl, staged_folder, write_jsonl
-from rearank_kit.core.records import Benchmark, Candidate, Query, Ranking, read_qrels, read_rankings_jsonl
+from rearank_kit.core.files import (
+    MANIFEST,
+    check_replaceable,
+    check_writable,
+    publish_folder,
+    read_jsonl,
+    staged_folder,
+    write_jsonl,
+)
+from rearank_kit.core.records import (
+    BENCHMARK_FILES,
+    Benchmark,
+    Candidate,
+    Query,
+    Ranking,
+    read_qrels,
+    read_rankings_jsonl,
+)
 from rearank_kit.data.benchmarks import save_benchmark
 
 TEXT_FIELDS = ("text", "segment", "contents", "content", "body", "passage")  # RankLLM's order of preference
@@ -125,9 +141,12 @@ def from_rankllm(record: Any, where: str) -> Ranking:
     query = record["query"]
     if not isinstance(query.get("qid"), str | int) or not isinstance(query.get("text"), str):
         raise DataError(f"{where}: field 'query' needs 'qid' (string or integer) and 'text' (string)")
-    raw = record.get("candidates", [])
+    raw = record.get("candidates")
     if not isinstance(raw, list):
-        raise DataError(f"{where}: field 'candidates' must be a list")
+        raise DataError(f"{where}: field 'candidates' is missing or not a list")
+    if not raw:  # nothing to rank: a request made with top-k 0, or a query its retriever found nothing for
+        raise DataError(f"{where}: query {query['qid']!r} has no candidates (an empty 'candidates' list); a "
+                        "RankLLM request lists the passages to rank: leave such a query out of the file")  # fmt: skip
     candidates, seen = [], set()
     for i, cand in enumerate(raw, start=1):
         if not isinstance(cand, dict) or not isinstance(cand.get("docid"), str | int):
@@ -166,10 +185,7 @@ def rankllm_to_benchmark(path: str | os.PathLike, out: str | os.PathLike, qrels:
     from rearank_kit.core.manifest import fingerprint_files, write_manifest
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise KitError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise KitError(f"--out {out}: exists and is not an empty folder; choose another --out or pass --overwrite")
+    check_out_folder(out, overwrite)
     rankings = read_rankllm(path)
     judgments = read_qrels(qrels) if qrels is not None else {}
     bench = Benchmark(out.name, out, rankings, judgments)
@@ -179,5 +195,38 @@ def rankllm_to_benchmark(path: str | os.PathLike, out: str | os.PathLike, qrels:
         write_manifest(tmp, "convert", source="rankllm", input=str(path), qrels=str(qrels) if qrels else None,
                        input_fingerprint=fingerprint_files(inputs), num_queries=len(rankings),
                        num_candidates=sum(len(r.candidates) for r in rankings))  # fmt: skip
-        publish_folder(tmp, out)
+        publish_folder(tmp, out, kind="convert", names=OUTPUT_FILES, label="--out ")
     return bench
+
+
+OUTPUT_FILES = (*BENCHMARK_FILES, MANIFEST)  # what --from rankllm writes into its folder
+
+
+def check_out_folder(out: Path, overwrite: bool) -> None:
+    """Before anything is read: ``out`` must be new or empty, or with ``overwrite`` an earlier output
+    of ``convert --from rankllm`` (``files.check_replaceable``), and writable."""
+    if out.exists() and not out.is_dir():
+        raise KitError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise KitError(f"--out {out}: exists and is not an empty folder; choose another --out or pass --overwrite")
+        check_replaceable(out, "convert", OUTPUT_FILES, label="--out ")
+    check_writable(out, label="--out ")
+    check_writable(out.parent, label="--out ")
+
+
+def check_out_file(out: Path, overwrite: bool) -> None:
+    """Before anything is read: the JSONL file ``convert --to rankllm`` writes must be new, or with
+    ``overwrite`` a RankLLM file (one a user wrote by hand, or anything else, is never replaced)."""
+    if out.is_dir():
+        raise KitError(f"--out {out}: is a folder; --to rankllm writes one JSONL file")
+    if out.exists():
+        if not overwrite:
+            raise KitError(f"--out {out}: exists; choose another --out or pass --overwrite to replace it")
+        try:
+            read_rankllm(out)
+        except KitError as exc:
+            reason = str(exc).split(";")[0]
+            raise KitError(f"--out {out}: exists and is not a RankLLM file the kit could have written ({reason}); it "
+                           "is left as it is: choose another --out") from None
+    check_writable(out.parent, label="--out ")

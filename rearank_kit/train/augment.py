@@ -327,11 +327,24 @@ def features():
     })  # fmt: skip
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+# What write_augmented puts in its folder: all that --overwrite may replace there.
+OUTPUT_FILES = ("dataset", "sets.jsonl", "summary.json", "manifest.json")
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """``out`` must be new or empty, or with ``overwrite`` an earlier augment output holding only
+    ``OUTPUT_FILES`` (``files.check_replaceable``: anything else is refused, nothing touched), and
+    writable: all checked before the work."""
+    from rearank_kit.core.files import check_replaceable, check_writable
+
     if out.exists() and not out.is_dir():
-        raise KitError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise KitError(f"{out}: exists and is not an empty folder; choose another --out or pass --overwrite")
+        raise KitError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise KitError(f"--out {out}: exists and is not an empty folder; choose another --out or pass --overwrite")
+        check_replaceable(out, "augment", OUTPUT_FILES, label="--out ")
+    check_writable(out, label="--out ")
+    check_writable(out.parent, label="--out ")  # the new folder is built beside it
 
 
 def _dataset_dict(rows: list[dict]):
@@ -351,7 +364,7 @@ def write_augmented(result: AugmentResult, out: str | os.PathLike, overwrite: bo
     from rearank_kit.core.manifest import fingerprint_files, write_manifest
 
     out = Path(out)
-    _check_out(out, overwrite)
+    check_out(out, overwrite)
     bars_were_on = not datasets.are_progress_bars_disabled()
     try:
         datasets.disable_progress_bars()
@@ -379,8 +392,8 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished folder to ``out`` (an old ``out`` is moved aside first, removed last)."""
     from rearank_kit.core.files import publish_folder
 
-    _check_out(out, overwrite)  # again: something may have appeared while we worked
-    publish_folder(tmp, out)
+    check_out(out, overwrite)  # again: something may have appeared while we worked
+    publish_folder(tmp, out, kind="augment", names=OUTPUT_FILES, label="--out ")
 
 
 def run_augment(data: str | os.PathLike, out: str | os.PathLike, config: AugmentConfig | None = None,
@@ -388,7 +401,7 @@ def run_augment(data: str | os.PathLike, out: str | os.PathLike, config: Augment
     """Load ``data``, augment it and write ``out``: what ``rearank-kit augment`` does."""
     config = config or AugmentConfig()
     config.validate()
-    _check_out(Path(out), overwrite)  # fail before the work, not after it
+    check_out(Path(out), overwrite)  # fail before the work, not after it
     bench = load_benchmark(data, top_k=config.pool)
     result = augment(bench, config, progress=progress)
     write_augmented(result, out, overwrite=overwrite, bench=bench, config=config)

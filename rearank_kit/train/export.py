@@ -14,7 +14,10 @@ without the kit (the adapter merged into its base), plus:
     rearank-kit rerank --model runs/grpo-merged --data dl19 --out runs/dl19-grpo
 
 ``model_card`` is the one writer of model cards: ``rearank-kit train --push-to-hub`` uses it too.
-Everything is written into a temporary folder and renamed into place at the end.
+Everything is written into a temporary folder and renamed into place at the end. Both files are
+scrubbed of secrets (``core/secrets.py``): the run's manifest they carry is uploaded by
+``--push-to-hub``. ``rearank_kit.json`` is also the folder's record (``kind: export`` and the
+``files`` written): ``--overwrite`` replaces an earlier export, never a folder of other files.
 """
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit.core.errors import KitError
-from rearank_kit.core.files import atomic_write_text, publish_folder, read_json, staged_folder, write_json
+from rearank_kit.core.files import (
+    atomic_write_text,
+    check_replaceable,
+    check_writable,
+    publish_folder,
+    read_json,
+    staged_folder,
+    write_json,
+)
+from rearank_kit.core.secrets import scrub, scrub_text
 from rearank_kit.core.stats import format_interval
 from rearank_kit.rank.policy import EXPORT_RECORD, resolve_policy
 
@@ -122,11 +134,12 @@ def export_record(run_dir: str | os.PathLike) -> dict[str, Any]:
 
     template = load_template(policy.template)
     manifest = read_json(Path(policy.record))
-    return {
-        "name": Path(run_dir).name, "base_model": manifest.get("model"), "template": policy.template,
-        "template_hash": template.hash, "prefill": template.prefill, "lenient": policy.lenient,
-        "window": policy.window, "adapter_merged": policy.adapter is not None, "manifest": manifest,
-    }  # fmt: skip
+    return scrub({  # a manifest written before the kit scrubbed them may hold a token
+        "kind": "export", "name": Path(run_dir).name, "base_model": manifest.get("model"),
+        "template": policy.template, "template_hash": template.hash, "prefill": template.prefill,
+        "lenient": policy.lenient, "window": policy.window, "adapter_merged": policy.adapter is not None,
+        "manifest": manifest,
+    })  # fmt: skip
 
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: list[str | os.PathLike] = (),
@@ -136,8 +149,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: 
     from rearank_kit.rank.policy import check_template_hash, load_hf_model
 
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise KitError(f"{out}: exists and is not an empty folder; choose another OUT_DIR or pass --overwrite")
+    check_out(out, overwrite)
     policy = resolve_policy(run_dir)
     check_template_hash(policy, load_template(policy.template))
     record = export_record(run_dir)
@@ -147,10 +159,26 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: 
     with staged_folder(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        write_json(tmp / EXPORT_RECORD, record)
-        atomic_write_text(tmp / "README.md", model_card(record, results, repo_id=repo_id))
-        publish_folder(tmp, out)
+        record["files"] = sorted([p.name for p in tmp.iterdir()] + ["README.md", EXPORT_RECORD])
+        write_json(tmp / EXPORT_RECORD, scrub(record))
+        atomic_write_text(tmp / "README.md", scrub_text(model_card(record, results, repo_id=repo_id)))
+        publish_folder(tmp, out, kind="export", label="OUT_DIR ")
     return out
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Before the model loads: ``out`` is new or empty, or with ``overwrite`` an earlier export
+    (``files.check_replaceable``: a folder holding anything else is refused and left as it is),
+    and writable."""
+    if out.exists() and not out.is_dir():
+        raise KitError(f"OUT_DIR {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise KitError(f"OUT_DIR {out}: exists and is not an empty folder; choose another OUT_DIR or pass "
+                           "--overwrite")  # fmt: skip
+        check_replaceable(out, "export", label="OUT_DIR ")
+    check_writable(out, label="OUT_DIR ")
+    check_writable(out.parent, label="OUT_DIR ")
 
 
 def check_repo_id(repo_id: str) -> None:

@@ -230,7 +230,10 @@ def _trainer_class():
       both the inputs (qid, set_id) and the scored completions, so the log is written there;
     * ``share_prompts``: each distinct prompt is computed once per generation and once per scoring
       pass instead of once per completion (``shared_prefix.py``), through ``generate`` and
-      ``_get_per_token_logps_and_entropies``, TRL's single entry points for both.
+      ``_get_per_token_logps_and_entropies``, TRL's single entry points for both;
+    * ``training_args.bin`` (the pickled arguments transformers saves beside every checkpoint and
+      the final weights, in ``_save``) is written again from ``scrubbed_args``: no hub token, no
+      credentials in a URL, though the run in memory keeps them (a vLLM server may need them).
 
     Built in a function so that importing this module does not import TRL's trainer.
     """
@@ -273,6 +276,13 @@ def _trainer_class():
             logps = torch.cat([p[0] for p in parts])
             entropies = torch.cat([p[1] for p in parts]) if compute_entropy else None
             return logps, entropies, None
+
+        def _save(self, output_dir=None, state_dict=None):
+            super()._save(output_dir, state_dict=state_dict)
+            import torch
+            from transformers.trainer import TRAINING_ARGS_NAME
+
+            torch.save(scrubbed_args(self.args), os.path.join(output_dir or self.args.output_dir, TRAINING_ARGS_NAME))
 
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)
@@ -481,6 +491,24 @@ def _train(config: TrainConfig, out: Path, data, checkpoint: Path | None, callba
             "warnings": result.warnings,
         }, **manifest_fields)  # fmt: skip
     return result
+
+
+def scrubbed_args(args: Any) -> Any:
+    """A copy of the trainer's arguments fit to be pickled into ``training_args.bin``: a field
+    naming a token, key, secret or password emptied, every other text field scrubbed
+    (``secrets.scrub_text``: credentials of a URL such as ``vllm_server_base_url``)."""
+    import copy
+
+    from rearank_kit.core.secrets import is_secret_name, scrub_text
+
+    clean = copy.copy(args)
+    for name, value in vars(args).items():
+        if isinstance(value, str) and value:
+            if is_secret_name(name):
+                setattr(clean, name, None)
+            elif scrub_text(value) != value:
+                setattr(clean, name, scrub_text(value))
+    return clean
 
 
 def _num_layers(source: str) -> int | None:

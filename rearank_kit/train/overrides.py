@@ -2,7 +2,14 @@
 
 One parser for every training command (``TrainConfig`` of GRPO, ``SFTRunConfig`` of the SFT
 baseline): values given as text are converted by the field's type hint, an unknown name is an error
-that suggests the close ones, and a YAML file's other keys go to TRL's own parser.
+that suggests the close ones, a number out of its range (``settings.TRAIN_RANGES``) is an error
+naming it, and a YAML file's other keys go to TRL's own parser. Errors say where the value came
+from: ``--set beta=abc``, or ``FILE.yaml: beta``.
+
+A config file may not hold a token (``hub_token``, or any key naming a token, key, secret or
+password, ``secrets.is_secret_name``): whatever a config holds is copied into the run's manifest
+and the trainer's ``training_args.bin``, and ``--push-to-hub`` uploads the run's record. The hub
+token comes from ``HF_TOKEN`` or ``hf auth login``, as everywhere in the Hugging Face ecosystem.
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from typing import Any
 
 from rearank_kit.core.env import parse_bool
 from rearank_kit.core.errors import KitError
+from rearank_kit.core.secrets import TOKEN_ADVICE, secret_keys
 from rearank_kit.train.settings import TrainConfig
 
 
-def _parse_value(name: str, text: str, hint: Any) -> Any:
+def _parse_value(name: str, text: str, hint: Any, where: str | None = None) -> Any:
+    """``text`` as the type ``hint`` says; ``where`` names it in errors (default ``--set NAME=TEXT``)."""
+    where = where or f"--set {name}={text}"
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
     if type(None) in options and text.strip().lower() in ("none", "null", ""):
         return None
@@ -26,28 +36,35 @@ def _parse_value(name: str, text: str, hint: Any) -> Any:
         if kind is bool:
             value = parse_bool(text)
             if value is None:
-                raise KitError(f"--set {name}={text}: expected true or false")
+                raise KitError(f"{where}: expected true or false")
             return value
         try:
             return kind(text)
         except ValueError:
-            raise KitError(f"--set {name}={text}: expected {kind.__name__}") from None
-    raise KitError(f"--set {name}={text}: cannot parse")  # pragma: no cover
+            raise KitError(f"{where}: expected {kind.__name__}" + (f", got {text!r}" if "=" not in where else "")) from None
+    raise KitError(f"{where}: cannot parse")  # pragma: no cover
 
 
-def apply_overrides(config: Any, overrides: dict[str, Any], what: str = "training") -> Any:
+def apply_overrides(config: Any, overrides: dict[str, Any], what: str = "training", source: str | None = None) -> Any:
     """``dataclasses.replace(config, ...)`` with values given as strings (from the CLI) or as Python
-    values, each string parsed by the field's type hint; ``config`` is any settings dataclass
-    (``TrainConfig``, ``SFTRunConfig``). ``what`` names it in errors ("unknown training setting")."""
+    values, each string parsed by the field's type hint and each number checked against the
+    config's ``RANGES`` (``TrainConfig``: ``settings.TRAIN_RANGES``); ``config`` is any settings
+    dataclass (``TrainConfig``, ``SFTRunConfig``). ``what`` names it in errors ("unknown training
+    setting"); ``source`` says where the values come from (a config file; default: ``--set``)."""
     hints = typing.get_type_hints(type(config))
     names = {f.name for f in dataclasses.fields(config)}
+    ranges = getattr(type(config), "RANGES", None) or {}
     changes = {}
     for key, value in overrides.items():
         key = key.strip().replace("-", "_")
         if key not in names:
             close = [n for n in names if key in n or n in key]
-            raise KitError(f"unknown {what} setting {key!r}" + (f" (did you mean {', '.join(sorted(close))}?)" if close else ""))
-        changes[key] = _parse_value(key, value, hints[key]) if isinstance(value, str) else value
+            raise KitError((f"{source}: " if source else "") + f"unknown {what} setting {key!r}"
+                           + (f" (did you mean {', '.join(sorted(close))}?)" if close else ""))
+        where = f"{source}: {key}" if source else None
+        changes[key] = _parse_value(key, value, hints[key], where) if isinstance(value, str) else value
+        if key in ranges and isinstance(changes[key], int | float) and not isinstance(changes[key], bool):
+            ranges[key].check(changes[key], where or f"--set {key}={value}")
     return dataclasses.replace(config, **changes)
 
 
@@ -81,6 +98,11 @@ def load_config_file(path: str | Path, base: TrainConfig) -> TrainConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise KitError(f"{path}: expected a mapping of setting: value, got {type(raw).__name__}")
+    secrets = secret_keys({str(k): v for k, v in raw.items()})
+    if secrets:  # refused before anything is parsed, so that no message can echo its value
+        raise KitError(f"{path}: {', '.join(secrets)}: a token has no place in a config file (it would be copied "
+                       f"into the run's manifest.json and training_args.bin, which --push-to-hub uploads); remove it: "
+                       f"{TOKEN_ADVICE}")  # fmt: skip
     raw = {str(k).replace("-", "_"): v for k, v in raw.items()}
     if "preset" in raw:
         from rearank_kit.train.presets import get_preset
@@ -92,7 +114,7 @@ def load_config_file(path: str | Path, base: TrainConfig) -> TrainConfig:
            for k, v in raw.items() if k in ours}
     rest = {k: v for k, v in raw.items() if k not in ours}
     grpo_args = {**base.grpo_args, **_parse_grpo_fields(rest, path)}
-    config = apply_overrides(base, kit)
+    config = apply_overrides(base, kit, source=str(path))
     return dataclasses.replace(config, grpo_args=grpo_args)
 
 

@@ -14,6 +14,52 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit.core.errors import KitError
+from rearank_kit.rank.settings import Range
+
+# --- the ranges of its numbers --------------------------------------------------------------------
+
+# One row per numeric TrainConfig field with a bound, with the flag that sets it (``--set NAME`` for
+# the fields without a flag of their own): the CLI checks --steps, --save-steps and --seed with
+# these rows when it parses them, ``overrides.apply_overrides`` every field --set or --config
+# changes, ``TrainConfig.check`` all of them. The sampling temperature and the group size are
+# checked by ``preflight.check_batch``, which explains what GRPO needs of them.
+TRAIN_RANGES: dict[str, Range] = {
+    "max_steps": Range("--steps", 1),
+    "save_steps": Range("--save-steps", 1),
+    "seed": Range("--seed", 0),
+    "window": Range("--set window", 2),  # a set of one passage has nothing to rank
+    "generation_batch_size": Range("--set generation_batch_size", 1),
+    "per_device_train_batch_size": Range("--set per_device_train_batch_size", 1),
+    "gradient_accumulation_steps": Range("--set gradient_accumulation_steps", 1),
+    "num_processes": Range("--set num_processes", 1),
+    "num_iterations": Range("--set num_iterations", 1),
+    "max_prompt_length": Range("--set max_prompt_length", 1),
+    "max_completion_length": Range("--set max_completion_length", 1),
+    "top_p": Range("--set top_p", 0, 1, low_open=True),
+    "learning_rate": Range("--set learning_rate", 0, low_open=True),
+    "warmup_steps": Range("--set warmup_steps", 0),
+    "weight_decay": Range("--set weight_decay", 0),
+    "max_grad_norm": Range("--set max_grad_norm", 0),
+    "beta": Range("--set beta", 0),
+    "epsilon": Range("--set epsilon", 0, low_open=True),
+    "entropy_coef": Range("--set entropy_coef", 0),
+    "torch_threads": Range("--set torch_threads", 1),
+    "lora_r": Range("--set lora_r", 0),  # 0: full fine-tuning
+    "lora_alpha": Range("--set lora_alpha", 0, low_open=True),
+    "lora_dropout": Range("--set lora_dropout", 0, 1),
+    "lora_top_layers": Range("--set lora_top_layers", 1),
+    "vllm_gpu_memory_utilization": Range("--set vllm_gpu_memory_utilization", 0, 1, low_open=True),
+    "vllm_tensor_parallel_size": Range("--set vllm_tensor_parallel_size", 1),
+    "vllm_max_model_length": Range("--set vllm_max_model_length", 1),
+    "logging_steps": Range("--set logging_steps", 1),
+    "save_total_limit": Range("--set save_total_limit", 1),
+    "log_completions_every": Range("--set log_completions_every", 0),  # 0: never
+    "zero_std_patience": Range("--set zero_std_patience", 1),
+    "clipped_ratio_max": Range("--set clipped_ratio_max", 0, 1),
+    "clipped_patience": Range("--set clipped_patience", 1),
+    "floor_margin": Range("--set floor_margin", 0),
+    "floor_patience": Range("--set floor_patience", 1),
+}
 
 # --- the config ----------------------------------------------------------------------------------
 
@@ -121,6 +167,15 @@ class TrainConfig:
     format_floor: float | None = None  # reward a well-formatted but unranked reply earns; None: format weights
     floor_margin: float = 0.01
     floor_patience: int = 5
+
+    RANGES = TRAIN_RANGES  # what overrides.apply_overrides checks (not a field)
+
+    def check(self) -> TrainConfig:
+        """Every number in its range (``TRAIN_RANGES``; errors name the flag); self."""
+        for name, allowed in TRAIN_RANGES.items():
+            where = allowed.flag if allowed.flag.startswith("--set") else f"{allowed.flag} ({name})"
+            allowed.check(getattr(self, name), where)
+        return self
 
     # -- derived values --
 

@@ -7,7 +7,11 @@ event loop is created, so the backend is safe inside Jupyter. Retries are the ``
 are handed to ``openai.OpenAI``): connection errors, timeouts, 408/409/429 and 5xx answers are
 retried with its exponential backoff (honouring ``Retry-After``); what is still failing after that,
 and every other error, is a KitError naming the server. What the SDK lacks is kept here: the
-concurrency limit and the prefill modes below.
+concurrency limit and the prefill modes below. ``check_server`` says within seconds whether
+anything listens at the URL (``rearank-kit`` asks before it reads data or writes a folder).
+Messages name the server by its URL without credentials (``secrets.scrub_url``): a key belongs in
+``OPENAI_API_KEY`` or ``api_key=``, and a URL with ``user:password@`` or ``?key=`` still works but
+is never printed or recorded as given.
 
 Prefill (text the assistant reply must start with) depends on what the server can do:
 
@@ -37,8 +41,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
 
+from rearank_kit.core.env import unreachable
 from rearank_kit.core.errors import KitError
 from rearank_kit.core.optional import require
+from rearank_kit.core.secrets import scrub_text, scrub_url
 from rearank_kit.rank.backends.base import (
     Backend,
     Conversation,
@@ -51,6 +57,27 @@ from rearank_kit.rank.backends.pipeline import Pipeline
 
 PREFILL_MODES = ("auto", "continue", "completions", "append")
 CONTINUE_EXTRA = {"continue_final_message": True, "add_generation_prompt": False}
+PROBE_TIMEOUT_S = 3.0
+
+
+def check_server(base_url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """KitError, within ``timeout`` seconds, when nothing accepts a connection at ``base_url``'s
+    host and port (a TCP probe, ``env.unreachable``); the message names the URL without credentials."""
+    from urllib.parse import urlsplit
+
+    shown = scrub_url(base_url)
+    try:
+        parts = urlsplit(base_url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise KitError(f"--base-url {shown}: not a URL ({exc}); e.g. http://localhost:8000/v1") from None
+    if not host or parts.scheme not in ("http", "https"):
+        raise KitError(f"--base-url {shown}: expected http://HOST:PORT/... or https://..., e.g. http://localhost:8000/v1")
+    problem = unreachable([(host, port)], timeout=timeout)
+    if problem is not None:
+        raise KitError(f"openai backend: no server answers at {shown} ({scrub_text(problem)}). Start it first "
+                       "(e.g. `vllm serve MODEL` or `transformers serve`), or correct --base-url; nothing was "
+                       "read or written")  # fmt: skip
 
 
 class OpenAIBackend(Backend):
@@ -87,6 +114,7 @@ class OpenAIBackend(Backend):
                 raise KitError("the openai backend needs an API key: pass api_key= or set OPENAI_API_KEY")
             api_key = "EMPTY"  # local servers do not check it, the client insists on one
         self.base_url = base_url or "https://api.openai.com/v1"
+        self.shown_url = scrub_url(self.base_url)  # what messages say: no credentials
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
         self.tokenizer = _load_tokenizer(tokenizer) if isinstance(tokenizer, str | os.PathLike) else tokenizer
@@ -122,9 +150,9 @@ class OpenAIBackend(Backend):
             return fn(**kwargs)
         except (e.APIConnectionError, e.RateLimitError, e.InternalServerError) as exc:
             raise KitError(
-                f"openai backend: request to {self.base_url} (model {self.model_id!r}) failed after "
-                f"{self.max_retries + 1} attempt(s): {type(exc).__name__}: {exc}. Is the server running "
-                "and is base_url right (it usually ends in /v1)?"
+                f"openai backend: request to {self.shown_url} (model {self.model_id!r}) failed after "
+                f"{self.max_retries + 1} attempt(s): {type(exc).__name__}: {scrub_text(str(exc))}. Is the server "
+                "running and is base_url right (it usually ends in /v1)?"
             ) from exc
 
     def _one(self, conversation: Conversation, config: GenerationConfig, prefill: str | None, index: int) -> Generation:
@@ -161,9 +189,11 @@ class OpenAIBackend(Backend):
             if mode == "auto":
                 self._fall_back(exc)
                 return self._one(conversation, config, prefill, index)
-            raise KitError(f"openai backend: the server at {self.base_url} rejected the request: {exc}") from exc
+            raise KitError(f"openai backend: the server at {self.shown_url} rejected the request: "
+                           f"{scrub_text(str(exc))}") from exc
         except e.APIStatusError as exc:
-            raise KitError(f"openai backend: the server at {self.base_url} answered {exc.status_code}: {exc}") from exc
+            raise KitError(f"openai backend: the server at {self.shown_url} answered {exc.status_code}: "
+                           f"{scrub_text(str(exc))}") from exc
         text, hit_stop = cut_at_stop(text, config.stop)
         usage = getattr(resp, "usage", None)
         finish = "length" if choice.finish_reason == "length" and not hit_stop else "stop"
@@ -181,7 +211,7 @@ class OpenAIBackend(Backend):
                 return
             self._warned = True
         warnings.warn(
-            f"the server at {self.base_url} does not accept continue_final_message ({exc}); the prefill "
+            f"the server at {self.shown_url} does not accept continue_final_message ({scrub_text(str(exc))}); the prefill "
             "is now put in front of the reply without the model seeing it (prefill_mode='append'). "
             "Pass tokenizer= to use the /v1/completions endpoint with the exact prompt instead.",
             stacklevel=3,

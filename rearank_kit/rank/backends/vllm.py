@@ -9,9 +9,11 @@ vLLM is imported (a value already in the environment wins):
 runs in this process), ``VLLM_HOST_IP=127.0.0.1``; and ``enforce_eager=True``, dtype float32.
 With those, greedy output on CPU equals the hf backend's token for token.
 
-vLLM logs at INFO on standard output by default; here ``VLLM_LOGGING_LEVEL=WARNING`` and
-``VLLM_LOGGING_STREAM=ext://sys.stderr`` are set the same way (``rearank-kit --debug`` asks for
-INFO), so that a command's output (``--json``) stays clean.
+vLLM logs at INFO on standard output by default; here ``VLLM_LOGGING_LEVEL=ERROR`` and
+``VLLM_LOGGING_STREAM=ext://sys.stderr`` are set the same way (``env.quiet_engines``: WARNING
+with ``REARANK_KIT_VERBOSE=1`` or ``rearank-kit --verbose``, INFO with ``--debug``), so that a
+command's output (``--json``) stays clean and its progress bar is not buried under start-up
+warnings, in a notebook as on the command line.
 
 ``pipeline()`` (``EnginePipeline``) keeps requests in the engine's own queue and steps the engine
 here, so a request can be added while others run (the pipelined windows of ``rank/windows.py``).
@@ -28,6 +30,7 @@ import gc
 import os
 from typing import Any
 
+from rearank_kit.core.env import library_log_level, quiet_engines
 from rearank_kit.core.errors import KitError
 from rearank_kit.core.optional import require
 from rearank_kit.rank.backends.base import (
@@ -43,8 +46,6 @@ CPU_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     "VLLM_HOST_IP": "127.0.0.1",
 }
-# Read by vLLM when it is imported; keeps INFO lines off standard output.
-QUIET_ENV = {"VLLM_LOGGING_LEVEL": "WARNING", "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
 # Set by the backend itself: an engine argument may not replace them.
 _OWN_ARGS = {"model": "the model argument", "tokenizer": "the model argument (its own tokenizer)"}
 
@@ -68,9 +69,10 @@ def _cuda_available() -> bool:
 
 def import_vllm(on_cuda: bool | None = None) -> Any:
     """``vllm``, imported with the environment it needs (CPU settings without CUDA, quiet logs)."""
+    quiet_engines()  # before the import: vLLM reads its logging settings once
     if on_cuda is None:
         on_cuda = _cuda_available()
-    for key, value in {**QUIET_ENV, **({} if on_cuda else CPU_ENV)}.items():
+    for key, value in ({} if on_cuda else CPU_ENV).items():
         os.environ.setdefault(key, value)
     return require("vllm")
 
@@ -142,6 +144,8 @@ class VLLMBackend(Backend):
         if engine_kwargs.pop("trust_remote_code", False):
             raise KitError("trust_remote_code is not supported by rearank-kit")
         check_engine_args(engine_kwargs)
+        # The checkpoint-loading bar only with the engine's other chatter (env.quiet_engines).
+        engine_kwargs.setdefault("use_tqdm_on_load", library_log_level() != "ERROR")
         if dtype is None:
             dtype = "auto" if on_cuda else "float32"
         if enforce_eager is None:
