@@ -181,3 +181,13 @@ def test_bad_arguments():
         load_backend("openai", "m", base_url="http://127.0.0.1:1/v1", prefill_mode="magic")
     with pytest.raises(KitError, match="tokenizer"):
         load_backend("openai", "m", base_url="http://127.0.0.1:1/v1", prefill_mode="completions")
+
+
+def test_the_library_refuses_a_dead_server_before_any_folder_and_hides_its_password(tmp_path):
+    from rearank_kit.rank.run import rerank_benchmark
+
+    with pytest.raises(KitError) as info:
+        rerank_benchmark("sample", "some-model", None, tmp_path / "run", backend_name="openai",
+                         backend_kwargs={"base_url": "http://user:hunter2@127.0.0.1:9/v1"})  # fmt: skip
+    assert "no server answers" in str(info.value) and "hunter2" not in str(info.value)
+    assert not (tmp_path / "run").exists()

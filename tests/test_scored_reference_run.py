@@ -65,3 +65,16 @@ def test_the_final_model_loads_its_curve_rises_and_it_ranks(sample_dir):
     rng = np.random.default_rng(0)
     states, prior = rng.normal(size=(6, 1, 576)), np.linspace(1, -1, 6)
     assert sorted(policy.order(states, prior)) == list(range(6))
+
+
+def test_the_final_model_exports_small_and_the_export_is_a_model(tmp_path):
+    from rearank_kit.rank.policy import resolve_policy
+    from rearank_kit.train.export import export_run
+
+    out = export_run(RUN / "final", tmp_path / "export")
+    record = _json(out / "rearank_kit.json")
+    assert record["family"] == "scored" and record["base_model"] == "smollm2-135m" and record["template"] == "relevance"
+    assert sorted(p.name for p in out.iterdir()) == sorted(record["files"])
+    assert sum(p.stat().st_size for p in out.iterdir()) < 100_000  # the head, not a language model
+    assert resolve_policy(out).family == "scored"
+    assert np.allclose(load_scored_policy(out).w, load_scored_policy(RUN / "final").w)

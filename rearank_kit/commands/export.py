@@ -30,5 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from rearank_kit.train.export import export_run
 
     out = export_run(args.run, args.out, heldout=args.heldout, overwrite=args.overwrite)
-    print(f"exported {args.run} -> {out} (weights, tokenizer, README.md model card, rearank_kit.json)")
+    from rearank_kit.core.files import read_json
+
+    files = read_json(out / "rearank_kit.json").get("files", [])
+    print(f"exported {args.run} -> {out} ({', '.join(files)})")
     return 0

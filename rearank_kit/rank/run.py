@@ -122,6 +122,10 @@ def rerank_benchmark(
     else:
         from rearank_kit.rank.backends import load_backend
 
+        if backend_name == "openai" and (backend_kwargs or {}).get("base_url"):
+            from rearank_kit.rank.backends.openai import check_server
+
+            check_server(backend_kwargs["base_url"])  # a dead server fails here, before the folder is made
         context = load_backend(backend_name, model=model_id, **(backend_kwargs or {}))
     with context as backend:
         config = config_for_backend(config, backend)

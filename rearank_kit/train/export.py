@@ -151,6 +151,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: 
     out = Path(out_dir)
     check_out(out, overwrite)
     policy = resolve_policy(run_dir)
+    if policy.family == "scored":
+        return _export_scored(Path(run_dir), out, heldout, repo_id)
     check_template_hash(policy, load_template(policy.template))
     record = export_record(run_dir)
     results = [heldout_summary(h) for h in heldout]
@@ -162,6 +164,52 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: 
         record["files"] = sorted([p.name for p in tmp.iterdir()] + ["README.md", EXPORT_RECORD])
         write_json(tmp / EXPORT_RECORD, scrub(record))
         atomic_write_text(tmp / "README.md", scrub_text(model_card(record, results, repo_id=repo_id)))
+        publish_folder(tmp, out, kind="export", label="OUT_DIR ")
+    return out
+
+
+def _export_scored(folder: Path, out: Path, heldout, repo_id: str | None) -> Path:
+    """A scored policy exported: its head and record (small: no weights of the language model, which
+    is named as the base and loaded from its own source), ``rearank_kit.json`` and a model card."""
+    import shutil
+
+    from rearank_kit.core.prompts import load_pair_prompt
+    from rearank_kit.rank.scored import HEAD_FILE, SCORED_RECORD, load_scored_policy
+
+    policy = load_scored_policy(folder)
+    prompt = load_pair_prompt(policy.prompt)
+    if prompt.hash != policy.prompt_hash:
+        raise KitError(f"{folder / SCORED_RECORD}: trained on prompt {policy.prompt}#{policy.prompt_hash}, which now "
+                       f"hashes to {prompt.hash}: the prompt file changed")
+    results = [heldout_summary(h) for h in heldout]
+    record = scrub({
+        "kind": "export", "family": "scored", "name": folder.name, "base_model": policy.model,
+        "template": policy.prompt, "template_hash": policy.prompt_hash, "prompt_text": prompt.text,
+        "passage_words": prompt.passage_words, "layers": list(policy.layers), "prior": policy.prior,
+        "prior_weight": policy.prior_weight, "temperature": policy.temperature, "training": policy.record,
+        "heldout": results,
+    })  # fmt: skip
+    heads = "\n".join([
+        f"| base model (frozen, not included) | `{policy.model}` |",
+        f"| pair prompt | `{policy.prompt}` (hash `{policy.prompt_hash}`), passages cut to {prompt.passage_words} words |",
+        f"| layers read | {list(policy.layers)}, last token |", f"| prior | `{policy.prior}`, weight {policy.prior_weight:g} |",
+        f"| training | {policy.record.get('method')}, {policy.record.get('steps')} steps |",
+    ])
+    card = "\n".join([
+        "---", "library_name: rearank-kit", "tags: [reranking, listwise-reranking, grpo, rearank, rearank-kit]", "---",
+        "", f"# {repo_id or folder.name}", "",
+        "A scored listwise reranking policy from rearank-kit: a linear head on the hidden states of a frozen language "
+        "model, added to the first stage's z-scored score, trained with GRPO on REARANK's reward "
+        "(`rearank_kit/rank/scored.py`). It ranks a whole list at once: one forward pass per (query, passage).",
+        "", "| | |", "| --- | --- |", heads, "", "## Use", "", "```bash",
+        "rearank-kit rerank --model PATH --data dl19 --out runs/dl19", "```",
+    ]) + "\n"
+    with staged_folder(out) as tmp:
+        for name in (SCORED_RECORD, HEAD_FILE):
+            shutil.copyfile(folder / name, tmp / name)
+        record["files"] = sorted([SCORED_RECORD, HEAD_FILE, "README.md", EXPORT_RECORD])
+        write_json(tmp / EXPORT_RECORD, record)
+        atomic_write_text(tmp / "README.md", scrub_text(card))
         publish_folder(tmp, out, kind="export", label="OUT_DIR ")
     return out
 
