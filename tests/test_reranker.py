@@ -156,7 +156,8 @@ def test_the_readme_example_runs_as_written(one_thread):
 
 @pytest.mark.slow
 def test_the_api_doc_examples_run_as_written(one_thread, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the examples write under runs/
+    monkeypatch.chdir(tmp_path)  # the examples write under runs/ and read data/ as from the checkout
+    (tmp_path / "data").symlink_to(REPO / "data")
     namespace: dict = {}
     for i, code in enumerate(python_blocks(REPO / "docs" / "API.md")):
         with contextlib.redirect_stdout(io.StringIO()):
@@ -165,3 +166,5 @@ def test_the_api_doc_examples_run_as_written(one_thread, tmp_path, monkeypatch):
     assert [t["window"] for t in namespace["results"][1].traces] == [[3, 7], [1, 5], [0, 3]]
     assert (tmp_path / "runs" / "api-sample" / "run.trec").is_file()
     assert (tmp_path / "runs" / "sample.requests.jsonl").is_file()
+    scored = [v for k, v in namespace.items() if k == "result"]  # the last `result`: the scored policy's
+    assert scored and len(scored[0].traces[0]["scores"]) == 3 and scored[0].reasoning == ""
