@@ -11,6 +11,7 @@ machine move every number. ``--scratch`` also times the from-scratch training in
     .venv/bin/python benchmarks/notebooks.py                      # every notebook, smoke mode
     .venv/bin/python benchmarks/notebooks.py 00_quickstart 07_grpo_from_scratch --scratch
     .venv/bin/python benchmarks/notebooks.py --json benchmarks/results/notebooks.json
+    REARANK_KIT_DATA=../shared/data .venv/bin/python benchmarks/notebooks.py --full --json benchmarks/results/notebooks-full.json
 """
 
 from __future__ import annotations
@@ -36,16 +37,27 @@ def load_average() -> list[float] | None:
         return None
 
 
-def run_notebook(name: str, timeout: int) -> dict:
+def cpu_model() -> str | None:
+    """The processor's name (``/proc/cpuinfo``), for the record beside every timing."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def run_notebook(name: str, timeout: int, full: bool = False) -> dict:
     path = REPO / "notebooks" / f"{name}.ipynb"
-    env = {**os.environ, "REARANK_KIT_SMOKE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "REARANK_KIT_SMOKE": "0" if full else "1", "OMP_NUM_THREADS": "1"}
     before = load_average()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake",
                            f"--nbmake-timeout={timeout}", str(path)], cwd=REPO, env=env, capture_output=True,
                           text=True)  # fmt: skip
     seconds = time.perf_counter() - start
-    return {"notebook": name, "seconds": round(seconds, 1), "passed": proc.returncode == 0,
+    return {"notebook": name, "mode": "full" if full else "smoke", "seconds": round(seconds, 1), "passed": proc.returncode == 0,
             "load_before": before, "load_after": load_average(),
             "tail": "" if proc.returncode == 0 else proc.stdout[-1500:]}  # fmt: skip
 
@@ -78,21 +90,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", help="NN_name stems (default: every notebook)")
     parser.add_argument("--timeout", type=int, default=900, help="nbmake's per-cell limit, seconds")
     parser.add_argument("--scratch", action="store_true", help="also time notebook 07's training in full mode")
+    parser.add_argument("--full", action="store_true", help="run the notebooks in full mode (REARANK_KIT_SMOKE=0) "
+                        "instead of smoke mode; with ../shared/data on REARANK_KIT_DATA they use TREC DL")
     parser.add_argument("--json", metavar="FILE", help="write the results here")
     args = parser.parse_args(argv)
     names = args.notebooks or sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     results = []
     for name in names:
-        result = run_notebook(name, args.timeout)
+        result = run_notebook(name, args.timeout, args.full)
         results.append(result)
-        flag = "" if result["seconds"] <= SMOKE_LIMIT_S else f"  over {SMOKE_LIMIT_S} s"
+        flag = "" if args.full or result["seconds"] <= SMOKE_LIMIT_S else f"  over {SMOKE_LIMIT_S} s"
         print(f"{name:<32} {result['seconds']:>7.1f} s  {'ok' if result['passed'] else 'FAILED'}  "
               f"load {result['load_before']} -> {result['load_after']}{flag}", flush=True)  # fmt: skip
         if result["tail"]:
             print(result["tail"])
     total = sum(r["seconds"] for r in results)
     print(f"{'all':<32} {total:>7.1f} s  ({'within' if total <= TOTAL_LIMIT_S else 'over'} {TOTAL_LIMIT_S} s)")
-    report = {"cpu_count": os.cpu_count(), "notebooks": results, "total_seconds": round(total, 1)}
+    report = {"cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "date": time.strftime("%Y-%m-%d"),
+              "mode": "full" if args.full else "smoke", "notebooks": results, "total_seconds": round(total, 1)}
     if args.scratch:
         report["scratch"] = time_scratch()
         print("notebook 07, from-scratch training in full mode:", report["scratch"])

@@ -318,6 +318,16 @@ check_window_positions(my_window_positions)
 #    passages; score their rankings with `ndcg_at_k` and compare with BM25 and the model.
 
 # %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. How many model calls does one query cost with the top 20 reranked in a window of 20 moved by 10? And the top 100?
+# 2. A ranking puts the query's only relevant passage (grade 3) at rank 2. What is its nDCG@10?
+# 3. Why does the last window of a sliding pass start at position 0 even when the top k is not a multiple of the stride?
+
+# %% [markdown]
 # ## Recap
 #
 # - A listwise reranker reads a query and a numbered window of passages and answers with a

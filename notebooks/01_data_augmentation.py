@@ -252,6 +252,16 @@ pd.concat([by_position.mean(), pd.Series({"random training set": random_sets.mea
 #    of section 1 before running section 4.
 
 # %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. How many sets per query does the augmentation draw by default (`samples_per_query`)?
+# 2. How many distinct sets of 5 passages can be drawn from a pool of 100?
+# 3. Below which nDCG@10 is a set dropped by default (`min_ndcg`), and why keep sets with some relevant passage at all?
+
+# %% [markdown]
 # ## Recap
 #
 # - A judged query can score any ordering of any subset of its candidates, so a few queries give

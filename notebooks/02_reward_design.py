@@ -347,6 +347,16 @@ check_advantages(my_advantages)
 #    and check which ones strict mode stops.
 
 # %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. A group's rewards are 1, 0, 0, 0. What are their advantages (standard deviation with Bessel's correction)?
+# 2. A set is already in its best order. What normalised rank reward does any ranking of it get?
+# 3. Between which two values does the difference reward (nDCG@10 gain) always lie?
+
+# %% [markdown]
 # ## Recap
 #
 # - REARANK's reward: `0.8 r_rank + 0.1 r_format1 + 0.1 r_format2`, with `r_rank` the share of the

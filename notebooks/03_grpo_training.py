@@ -410,18 +410,30 @@ print("\npaper on 4 GPUs:", plan(dataclasses.replace(PAPER, num_processes=4, gra
 # ## Exercises
 #
 # 1. Set `temperature=0.0` in `CONFIG` and run section 3. What does the kit say? Suppose it let the
-#    run start with greedy decoding: what would every group's four completions look like, what
+#    run start with greedy decoding: what would every group's eight completions (`num_generations` of `cpu-firstpick`) look like, what
 #    would `frac_reward_zero_std` be, and why would GRPO learn nothing (notebook 02, section 4)?
 # 2. Make the GRPO group smaller (`num_generations=2`). Which other settings must change for
 #    `plan()` to accept it? Check your answer by running `plan()`.
-# 3. Change `reward_mode` to `"raw"` and train the same number of steps with the same seed. Compare
-#    the reward curves in notebook 04 (overlay the two runs).
+# 3. Change `reward_mode` to `"raw"` and train the same number of steps with the same seed. Before
+#    running it, predict: under `cpu-firstpick` (no format reward) what is constant within a group,
+#    and what does that make of the two runs' advantages and updates? Then overlay the two reward
+#    curves in notebook 04: by how much are they apart, and where does that amount come from?
 # 4. How many prompts does the `paper` preset see in total? How many times is each augmented set
-#    seen, if the paper's dataset holds about 7,000 sets?
+#    seen, if the paper's dataset holds about 12,000 sets?
 # 5. (Teachers) Give the verl settings of the paper (128 prompts per rollout, 32 samples, 8 GPUs)
 #    and ask students to derive TRL's `generation_batch_size`, `per_device_train_batch_size` and
 #    `gradient_accumulation_steps` for one optimizer step per round, then for verl's mini-batches
 #    of 8 prompts (16 steps per round). Check both with `plan()`.
+
+# %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. Before any training step the scored policy's head is 0. By how much does it change BM25's nDCG@10 on a held-out query?
+# 2. What is the entropy, in nats, of a uniformly random ranking of 20 passages (the most a Plackett-Luce policy can have)?
+# 3. By how much did the reference scored policy beat BM25 on DL21's cross-validated queries, and does its interval include 0?
 
 # %% [markdown]
 # ## Recap

@@ -3,8 +3,9 @@
 #
 # A GRPO run can look busy and learn nothing: the loss of GRPO is not a measure of progress (it is
 # close to zero by construction, since advantages average to zero), so the curves to watch are the
-# reward and the signals that explain it. REARANK's paper reports the reward rising while the
-# reasoning length stays stable; this notebook shows how to draw those curves and how to read them.
+# reward and the signals that explain it. REARANK's paper reports the reward rising and the
+# reasoning growing longer (to about 850 tokens with its normalised reward, `paper.reference_lines`);
+# this notebook shows how to draw those curves and how to read them.
 #
 # **What you will learn**
 #
@@ -115,8 +116,8 @@ print(f"beta = {BETA}: " + ("no KL logged, no KL panel" if len(panels) == 3 else
 # %% [markdown]
 # ## 3. Learning or noise? The curve against a no-learning band
 #
-# A reward curve that wiggles upwards proves little: each step sees different sets, and eight sets
-# a step give a noisy mean. To tell learning from noise, ask what the curve would look like if
+# A reward curve that wiggles upwards proves little: each step sees different sets, and 10 prompts
+# a step (the preset draws 2 sets, each shown in its 5 rotations) give a noisy mean. To tell learning from noise, ask what the curve would look like if
 # *nothing* were learned. For the reference run this question has an exact answer: its policy picks
 # one passage (a one-token reply), so for every step we can take the untrained model's
 # probabilities of each first pick on that step's very sets, sample the same number of picks
@@ -307,14 +308,25 @@ for name, df in runs.items():
 #    raw data? When does smoothing mislead?
 # 2. Make the "healthy" curves of section 6 fail `diagnose` with as small a change as you can. Which
 #    threshold of `diagnose` did you cross?
-# 3. Train the tiny preset twice in notebook 03, with `reward_mode="normalized"` and `"raw"`, and
-#    overlay the two runs here. Which curves differ, and why (notebook 02, section 4)?
-# 4. In the reference run, at which steps is `frac_reward_zero_std` 1? Look up completions of such
-#    steps in `completions_sample.jsonl` beside the reference run (or in the `completions.jsonl` of
-#    your own run; notebook 03 shows how to read it) and explain why every completion of a group got
-#    the same reward.
+# 3. Train notebook 03's `cpu-firstpick` run twice, with its `reward_mode="difference"` and with
+#    `"raw"`, and overlay the two runs here. Which curves differ, by how much, and why do the
+#    updates not (notebook 02, section 4)?
+# 4. In the reference run, at which steps is `frac_reward_zero_std` highest? (It never reaches 1
+#    there: print its maximum.) Look up completions of such steps in `completions_sample.jsonl`
+#    beside the reference run (or in the `completions.jsonl` of your own run; notebook 03 shows how
+#    to read it) and explain why every completion of such a group got the same reward.
 # 5. (Teachers) Show students only the dashboard of a run and ask them to predict what its
 #    completions look like.
+
+# %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. In the generative reference run, what was the highest share of zero-spread groups in a step (`frac_reward_zero_std`)?
+# 2. What share of the scored reference run's steps lie above the 95th percentile of its no-learning band?
+# 3. By how many standard errors did the scored final run's step reward rise from its first quarter to its last?
 
 # %% [markdown]
 # ## Recap

@@ -3,7 +3,7 @@
 #
 # The paper evaluates REARANK the way listwise rerankers are usually evaluated: rerank the BM25
 # top-100 of every query with sliding windows (20 passages, step 10), and report nDCG@10, on TREC DL19
-# and DL20 (in domain, MS MARCO passages), on eight BEIR datasets (out of domain) and on BRIGHT
+# and DL20 (in domain, MS MARCO passages), on seven BEIR datasets (out of domain) and on BRIGHT
 # (reasoning-intensive retrieval). This notebook runs that protocol on the local TREC DL data, tests
 # whether the difference to BM25 is significant, and puts the paper's numbers beside ours.
 #
@@ -323,8 +323,9 @@ else:
 #    the paired t-test tell the two apart on DL19?
 # 2. How many queries would you need for a true gain of 2 nDCG points to be significant at p < 0.05?
 #    Use the standard deviation of the per-query deltas of section 4 as an estimate.
-# 3. Rerank the top 40 with the bundled model (two windows per query) and compare with the top 20. Does
-#    the second window help or hurt, and why might a weak model hurt more with more windows?
+# 3. Rerank the top 40 with the bundled model (windows of 5 moved by 4: `window_positions(40, 5, 4)`
+#    gives 10 windows per query, against 5 for the top 20) and compare with the top 20. Do the extra
+#    windows help or hurt, and why might a weak model hurt more with more windows?
 # 4. The `RR(rel=2)@10` column treats grade 1 as not relevant. Recompute it as `RR@10` (grade 1
 #    relevant). Which systems gain, and why?
 # 5. In the scatter of section 4, pick the query with the largest gap between its reranked score
@@ -332,6 +333,16 @@ else:
 #    per-query table and `bench.qrels`)?
 # 6. (Teachers) Assign each group one BEIR dataset to run on a GPU machine with `RUN_NETWORK = True`,
 #    and collect the results into one table next to the paper's (`paper_table(1, ours=...)`).
+
+# %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. What is BM25's nDCG@10 on DL19 (the BM25 top 100, all 43 queries)? And the paper's BM25 row for DL20, in points?
+# 2. How many windows does one query of the paper's setting (top 100, window 20, stride 10) take?
+# 3. Over all 150 held-out queries, does the scored policy's 95% interval against BM25 lie above 0?
 
 # %% [markdown]
 # ## Recap

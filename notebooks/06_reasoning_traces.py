@@ -33,7 +33,7 @@
 # the same model with the kit's committed reference run (`data/runs/cpu-firstpick-dl21`, a LoRA
 # adapter trained by the `cpu-firstpick` recipe), both with its answer-only `compact-short` prompt
 # on windows of 5. Their traces hold answers, not reasoning: the sections on reasoning below read a
-# hand-written illustration, and exercise 1 adds the bundled model with the reasoning prompt. With
+# hand-written illustration, and exercise 4 adds the bundled model with the reasoning prompt. With
 # a GPU: the base model Qwen2.5-7B-Instruct and the trained Rearank-7B, both with the `rearank`
 # prompt.
 
@@ -339,6 +339,16 @@ print(f"  .venv/bin/rearank-kit report {folders[B]} --out {page}")
 #    style of section 4's illustration. Which rule of `claims.py` fails on each?
 # 6. (Teachers) Print three traces without the grades, ask students to judge the passages from the
 #    reasoning alone, then reveal the judged grades.
+
+# %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. How many trace records does one query leave when the top 20 is reranked in windows of 5 moved by 4?
+# 2. Which field of a trace record holds the model's parsed order, and is it 0-based or 1-based?
+# 3. Why do trace files hold docids and no passage text?
 
 # %% [markdown]
 # ## Recap

@@ -185,8 +185,19 @@ fig.savefig(RUN / "scratch_reward.png", dpi=100)
 # %% [markdown]
 # Random orderings start far below BM25's order (the reward is negative: shuffling a BM25 list
 # makes it worse), and the policy climbs towards and, on the sample, past it within a few seconds.
-# The weights say what it learned: mostly to trust the BM25 position, then word overlap. Four
-# numbers cannot read a passage, which is where a 7B model's gain over BM25 comes from.
+#
+# **What did it learn?** Read the weights, not a story about them: the cell below ranks the four
+# features by the size of their learned weight. A policy learns whatever shortcut its data offers.
+# On the bundled sample's sets (full mode) it leaned mostly on passage **length** (weights: BM25
+# position 0.02, term overlap 0.49, IDF overlap -0.11, length 3.52): in that small collection the
+# relevant passages happen to be the longer ones. On DL21's sets it leans on the BM25 position
+# instead (3.62). Four numbers cannot read a passage, which is where a 7B model's gain over BM25
+# comes from.
+
+# %%
+learned = sorted(zip(FEATURES, run.policy.w.detach().tolist(), strict=True), key=lambda fw: -abs(fw[1]))
+print(f"on {DATA}, the weights by size:", ", ".join(f"{f} {w:+.2f}" for f, w in learned))
+print("the feature it leans on most:", learned[0][0])
 #
 # ## 5. Several steps per round: now the clip acts
 #
@@ -270,6 +281,16 @@ check_grpo_loss(my_grpo_loss)
 #    Relate it to the table of loss types (Dr. GRPO's argument against per-completion averaging).
 # 5. (Teachers) Ask students to prove, from the definition, that the gradient of the clipped
 #    surrogate at `r = 1` is `A grad log p`, then to predict the clipped share of section 5.
+
+# %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. What is the probability ratio pi_theta / pi_old at the first optimizer step of a round, and so how much does the clip act there?
+# 2. How many rankings of 5 passages does the exact expected reward sum over?
+# 3. What do a group's normalised advantages add up to?
 
 # %% [markdown]
 # ## Recap

@@ -150,6 +150,16 @@ display(pd.Series(df[df["probe"] == "swap"]["swapped"].tolist(), name="swap: (ol
 #    after a shuffle (hint: ties), and discuss what the measures then mean.
 
 # %% [markdown]
+# ## Self-check
+#
+# Three questions to answer without running anything; the answers are in `docs/TEACHING.md`
+# ("Self-check key"), checked against the kit's own numbers by `tests/test_notebook_numbers.py`.
+#
+# 1. How many probes does `run_probes` apply to each window (the original included)?
+# 2. A reranker keeps ranking first whatever sits in the first slot after a shuffle. What does that show?
+# 3. Why must the probes decode greedily?
+
+# %% [markdown]
 # ## Recap
 #
 # - Faithfulness can be probed without new judgments: edit the window, ask again, compare.
