@@ -368,3 +368,20 @@ def check_writable(path: str | os.PathLike, label: str = "") -> None:
     except OSError as exc:
         raise KitError(f"{label}{path}: cannot write in {existing} ({exc.strerror or exc}); nothing was done. "
                        "Choose a folder you can write to") from None
+
+
+def check_published_out(out: str | os.PathLike, kind: str, names, overwrite: bool, label: str = "--out ") -> None:
+    """Before anything is read, for an output built aside and published whole (``publish_folder``):
+    ``out`` must be new or empty, or with ``overwrite`` an earlier ``kind`` output holding only
+    ``names`` (``check_replaceable``: anything else is refused, nothing touched), and both it and
+    its parent (where the new folder is built) writable."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise KitError(f"{label}{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise KitError(f"{label}{out}: exists and is not an empty folder; choose another {label.strip()} or pass "
+                           "--overwrite")
+        check_replaceable(out, kind, names, label=label)
+    check_writable(out, label=label)
+    check_writable(out.parent, label=label)

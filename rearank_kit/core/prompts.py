@@ -141,26 +141,32 @@ def available_templates() -> list[str]:
     return sorted(p.stem for p in TEMPLATE_DIR.glob("*.toml"))
 
 
+def _read_toml(name_or_path: str | os.PathLike, folder: Path, what: str, bundled: list[str]) -> tuple[Path, dict]:
+    """(path, parsed TOML) of a bundled file by name (never a path out of ``folder``) or of a .toml
+    path; every failure a KitError naming the file."""
+    path = Path(name_or_path)
+    if not path.suffix:  # a name: one of the bundled files, never a path out of their folder
+        if not _TEMPLATE_NAME.fullmatch(str(name_or_path)):
+            raise KitError(f"{what} name {str(name_or_path)!r}: a bundled {what} is named by letters, digits, "
+                           f"'-' and '_' ({', '.join(bundled)}); give a file as a path ending in .toml")
+        path = folder / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise KitError(f"unknown {what} {str(name_or_path)!r}; bundled: {', '.join(bundled)}, or give a .toml path")
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise KitError(f"{path}: invalid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise KitError(f"{path}: not a {what} (not UTF-8 text: a binary file?); a {what} is a TOML text file") from None
+    except OSError as exc:
+        raise KitError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def load_template(name_or_path: str | os.PathLike | PromptTemplate) -> PromptTemplate:
     """A bundled template by name (``rearank``, ``rankgpt``, ``compact``) or a TOML file path."""
     if isinstance(name_or_path, PromptTemplate):
         return name_or_path
-    path = Path(name_or_path)
-    if not path.suffix:  # a name: one of the bundled files, never a path out of their folder
-        if not _TEMPLATE_NAME.fullmatch(str(name_or_path)):
-            raise KitError(f"template name {str(name_or_path)!r}: a bundled template is named by letters, digits, "
-                           f"'-' and '_' ({', '.join(available_templates())}); give a file as a path ending in .toml")
-        path = TEMPLATE_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise KitError(f"unknown template {str(name_or_path)!r}; bundled: {', '.join(available_templates())}, or give a .toml path")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise KitError(f"{path}: invalid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise KitError(f"{path}: not a template (not UTF-8 text: a binary file?); a template is a TOML text file") from None
-    except OSError as exc:
-        raise KitError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    path, raw = _read_toml(name_or_path, TEMPLATE_DIR, "template", available_templates())
     template = _validate(raw, str(path))
     if path.parent == TEMPLATE_DIR and template.name != path.stem:
         raise KitError(f"{path}: name {template.name!r} does not match the file name")
@@ -209,16 +215,7 @@ def load_pair_prompt(name_or_path: str | os.PathLike | PairPrompt) -> PairPrompt
     """A bundled pair prompt by name (``relevance``) or a TOML file path, every field checked."""
     if isinstance(name_or_path, PairPrompt):
         return name_or_path
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PAIR_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise KitError(f"unknown pair prompt {str(name_or_path)!r}; bundled: {', '.join(available_pair_prompts())}, "
-                       "or give a .toml path")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise KitError(f"{path}: not a TOML text file ({exc})") from None
+    path, raw = _read_toml(name_or_path, PAIR_DIR, "pair prompt", available_pair_prompts())
     unknown, missing = set(raw) - _PAIR_FIELDS, {"name", "version", "text", "passage_words"} - set(raw)
     if unknown or missing:
         raise KitError(f"{path}: " + "; ".join(filter(None, [

@@ -32,7 +32,7 @@ from typing import Any
 from rearank_kit.core.errors import DataError, KitError
 from rearank_kit.core.files import (
     MANIFEST,
-    check_replaceable,
+    check_published_out,
     check_writable,
     publish_folder,
     read_jsonl,
@@ -203,16 +203,9 @@ OUTPUT_FILES = (*BENCHMARK_FILES, MANIFEST)  # what --from rankllm writes into i
 
 
 def check_out_folder(out: Path, overwrite: bool) -> None:
-    """Before anything is read: ``out`` must be new or empty, or with ``overwrite`` an earlier output
-    of ``convert --from rankllm`` (``files.check_replaceable``), and writable."""
-    if out.exists() and not out.is_dir():
-        raise KitError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise KitError(f"--out {out}: exists and is not an empty folder; choose another --out or pass --overwrite")
-        check_replaceable(out, "convert", OUTPUT_FILES, label="--out ")
-    check_writable(out, label="--out ")
-    check_writable(out.parent, label="--out ")
+    """Before anything is read: ``out`` new or empty, or with ``overwrite`` an earlier output of
+    ``convert --from rankllm`` (``files.check_published_out``), and writable."""
+    check_published_out(out, "convert", OUTPUT_FILES, overwrite)
 
 
 def check_out_file(out: Path, overwrite: bool) -> None:

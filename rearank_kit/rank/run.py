@@ -137,7 +137,17 @@ def rerank_benchmark(
     seconds = time.perf_counter() - started
 
     write_run(reranked, out / RUN_FILE, tag=f"rearank-kit-{template.name}")
+    return _finish(out, bench, reranked, measures, seconds)
+
+
+def _finish(out: Path, bench: Benchmark, reranked: list[Ranking], measures: str, seconds: float,
+            scored_pairs: int | None = None) -> RerankRun:
+    """metrics.json, then the manifest completed (status done, results, files): a run's last writes."""
     summary = _summary(bench, reranked, out, measures, seconds)
+    if scored_pairs is not None:  # a scored policy makes no model call and writes no answer
+        for key in ("model_calls", "complete_answers"):
+            summary.pop(key, None)
+        summary["scored_pairs"] = scored_pairs
     write_json(out / METRICS_FILE, summary)
     manifest = read_manifest(out) or {}
     manifest.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -211,17 +221,8 @@ def _rerank_scored(data, folder: Path, config: RerankConfig, out: Path, *, queri
                                     "template": policy.prompt, "template_hash": policy.prompt_hash}
                                    for r in reranked))  # fmt: skip
     write_run(reranked, out / RUN_FILE, tag=f"rearank-kit-scored-{policy.prompt}")
-    summary = _summary(bench, reranked, out, measures, seconds)
-    for key in ("model_calls", "complete_answers"):  # a scored policy makes no call and writes no answer
-        summary.pop(key, None)
-    summary["scored_pairs"] = sum(min(config.top_k, len(r.candidates)) for r in reranked)
-    write_json(out / METRICS_FILE, summary)
-    manifest = read_manifest(out) or {}
-    manifest.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    results={k: v for k, v in summary.items() if k != "per_query"},
-                    files=[n for n in OUTPUT_FILES if (out / n).exists()])  # fmt: skip
-    write_json(out / MANIFEST, manifest)
-    return RerankRun(out, reranked, summary)
+    return _finish(out, bench, reranked, measures, seconds,
+                   scored_pairs=sum(min(config.top_k, len(r.candidates)) for r in reranked))
 
 
 def check_out(out: Path) -> None:

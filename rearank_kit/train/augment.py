@@ -333,18 +333,11 @@ OUTPUT_FILES = ("dataset", "sets.jsonl", "summary.json", "manifest.json")
 
 def check_out(out: Path, overwrite: bool) -> None:
     """``out`` must be new or empty, or with ``overwrite`` an earlier augment output holding only
-    ``OUTPUT_FILES`` (``files.check_replaceable``: anything else is refused, nothing touched), and
-    writable: all checked before the work."""
-    from rearank_kit.core.files import check_replaceable, check_writable
+    ``OUTPUT_FILES`` (anything else is refused, nothing touched), and writable: all checked before
+    the work (``files.check_published_out``)."""
+    from rearank_kit.core.files import check_published_out
 
-    if out.exists() and not out.is_dir():
-        raise KitError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise KitError(f"--out {out}: exists and is not an empty folder; choose another --out or pass --overwrite")
-        check_replaceable(out, "augment", OUTPUT_FILES, label="--out ")
-    check_writable(out, label="--out ")
-    check_writable(out.parent, label="--out ")  # the new folder is built beside it
+    check_published_out(out, "augment", OUTPUT_FILES, overwrite)
 
 
 def _dataset_dict(rows: list[dict]):
