@@ -3,7 +3,7 @@
 The course's budget (issue "The notebooks as a course"): each notebook within 3 minutes in smoke
 mode, all of them within 10 minutes on 2 CPU cores, and the GRPO-from-scratch training of
 notebook 07 within a minute in full mode. This runs each notebook in its own pytest process
-(``pytest --nbmake``), one at a time, with ``OMP_NUM_THREADS=1`` as CI's busy cores want, and
+(``pytest --nbmake``), one at a time (smoke mode with ``OMP_NUM_THREADS=1`` as CI's busy cores want, full mode on every core as a learner's laptop runs it), and
 records the wall time and the load average before and after each, since other jobs on a shared
 machine move every number. ``--scratch`` also times the from-scratch training in full mode (the
 ``train_scratch`` call of notebook 07 on DL21 sets of 20, when the data is there).
@@ -20,6 +20,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,16 +49,22 @@ def cpu_model() -> str | None:
     return None
 
 
-def run_notebook(name: str, timeout: int, full: bool = False) -> dict:
+def run_notebook(name: str, timeout: int, full: bool = False, runs: Path | None = None) -> dict:
     path = REPO / "notebooks" / f"{name}.ipynb"
-    env = {**os.environ, "REARANK_KIT_SMOKE": "0" if full else "1", "OMP_NUM_THREADS": "1"}
+    # Smoke mode runs as CI runs it, one thread on busy shared cores; full mode as a learner runs it
+    # on a laptop, torch using every core.
+    env = {**os.environ, "REARANK_KIT_SMOKE": "0" if full else "1"}
+    if not full:
+        env["OMP_NUM_THREADS"] = "1"
+    if runs is not None:  # where the notebooks write (and would find earlier work to resume)
+        env["REARANK_KIT_RUNS"] = str(runs)
     before = load_average()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake",
                            f"--nbmake-timeout={timeout}", str(path)], cwd=REPO, env=env, capture_output=True,
                           text=True)  # fmt: skip
     seconds = time.perf_counter() - start
-    return {"notebook": name, "mode": "full" if full else "smoke", "seconds": round(seconds, 1), "passed": proc.returncode == 0,
+    return {"notebook": name, "mode": "full" if full else "smoke", "threads": env.get("OMP_NUM_THREADS", "all"), "seconds": round(seconds, 1), "passed": proc.returncode == 0,
             "load_before": before, "load_after": load_average(),
             "tail": "" if proc.returncode == 0 else proc.stdout[-1500:]}  # fmt: skip
 
@@ -85,6 +92,20 @@ def time_scratch() -> dict:
             "load_before": before, "load_after": load_average()}  # fmt: skip
 
 
+def write_report(args: argparse.Namespace, results: list[dict], scratch: dict | None = None) -> None:
+    if not args.json:
+        return
+    from rearank_kit.core.files import write_json
+    from rearank_kit.core.manifest import build_manifest
+
+    report = {"cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "date": time.strftime("%Y-%m-%d"),
+              "mode": "full" if args.full else "smoke", "notebooks": results,
+              "total_seconds": round(sum(r["seconds"] for r in results), 1)}  # fmt: skip
+    if scratch:
+        report["scratch"] = scratch
+    write_json(args.json, {**build_manifest("benchmark", script="benchmarks/notebooks.py"), **report})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="NN_name stems (default: every notebook)")
@@ -93,29 +114,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="run the notebooks in full mode (REARANK_KIT_SMOKE=0) "
                         "instead of smoke mode; with ../shared/data on REARANK_KIT_DATA they use TREC DL")
     parser.add_argument("--json", metavar="FILE", help="write the results here")
+    parser.add_argument("--runs", metavar="DIR", help="the notebooks' run folder (REARANK_KIT_RUNS); default: a "
+                        "fresh temporary one, so that nothing an earlier run cached (states, reranks) is timed as free")
     args = parser.parse_args(argv)
     names = args.notebooks or sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    runs = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="rearank-kit-notebooks-"))
+    print("run folder:", runs, flush=True)
     results = []
     for name in names:
-        result = run_notebook(name, args.timeout, args.full)
+        result = run_notebook(name, args.timeout, args.full, runs)
         results.append(result)
         flag = "" if args.full or result["seconds"] <= SMOKE_LIMIT_S else f"  over {SMOKE_LIMIT_S} s"
         print(f"{name:<32} {result['seconds']:>7.1f} s  {'ok' if result['passed'] else 'FAILED'}  "
               f"load {result['load_before']} -> {result['load_after']}{flag}", flush=True)  # fmt: skip
         if result["tail"]:
             print(result["tail"])
+        write_report(args, results)  # after each notebook: a long full-mode run keeps what it measured
     total = sum(r["seconds"] for r in results)
     print(f"{'all':<32} {total:>7.1f} s  ({'within' if total <= TOTAL_LIMIT_S else 'over'} {TOTAL_LIMIT_S} s)")
-    report = {"cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "date": time.strftime("%Y-%m-%d"),
-              "mode": "full" if args.full else "smoke", "notebooks": results, "total_seconds": round(total, 1)}
     if args.scratch:
-        report["scratch"] = time_scratch()
-        print("notebook 07, from-scratch training in full mode:", report["scratch"])
-    if args.json:
-        from rearank_kit.core.files import write_json
-        from rearank_kit.core.manifest import build_manifest
-
-        write_json(args.json, {**build_manifest("benchmark", script="benchmarks/notebooks.py"), **report})
+        scratch = time_scratch()
+        print("notebook 07, from-scratch training in full mode:", scratch)
+        write_report(args, results, scratch)
     return 0 if all(r["passed"] for r in results) else 1
 
 
