@@ -30,8 +30,8 @@
 #
 # | mode | hardware | time |
 # | --- | --- | --- |
-# | smoke (`REARANK_KIT_SMOKE=1`) | CPU | seconds |
-# | full | CPU | seconds |
+# | smoke (`REARANK_KIT_SMOKE=1`) | CPU | seconds (6 s measured) |
+# | full | CPU | seconds (7 s measured) |
 # | GPU | not needed | |
 #
 # No model is loaded; the rewards are pure functions (`rearank_kit/train/rewards.py`).

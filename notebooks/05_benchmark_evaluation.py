@@ -24,8 +24,8 @@
 #
 # | mode | hardware | time |
 # | --- | --- | --- |
-# | smoke (`REARANK_KIT_SMOKE=1`) | CPU, 2 cores | 1-3 minutes (2 queries of DL19, top 20, 32 tokens) |
-# | full | CPU, 2 cores | about 15 minutes (DL19 + DL20: top 20 with the bundled model before and after training; top 100 with the scored policy, its states first) |
+# | smoke (`REARANK_KIT_SMOKE=1`) | CPU, 2 cores | under a minute (28 s measured: 2 queries of DL19, top 20, 32 tokens) |
+# | full | CPU, 2 cores | about 13 minutes (770 s measured; DL19 + DL20: top 20 with the bundled model before and after training; top 100 with the scored policy, its states first) |
 # | full | one GPU with 24 GB or more | 30-60 minutes (DL19 + DL20, top 100, Rearank-7B with vLLM) |
 #
 # On a CPU the bundled 135M model reranks the top 20 only, before and after the kit's reference GRPO

@@ -26,8 +26,8 @@
 #
 # | mode | hardware | time |
 # | --- | --- | --- |
-# | smoke (`REARANK_KIT_SMOKE=1`) | CPU, 2 cores | about 1 minute (2 queries, windows of 4, 32 tokens) |
-# | full | CPU, 2 cores | 10-20 minutes (8 sample queries, windows of 5, two prompts) |
+# | smoke (`REARANK_KIT_SMOKE=1`) | CPU, 2 cores | about 20 seconds (17 s measured: 2 queries, windows of 4, 32 tokens) |
+# | full | CPU, 2 cores | about 4 minutes (253 s measured; 8 sample queries, windows of 5, two prompts) |
 # | full | one GPU with 40 GB or more | 10-20 minutes (Qwen2.5-7B-Instruct vs Rearank-7B on 20 DL19 queries) |
 #
 # On a CPU the bundled 135M model is probed with the answer-only `compact` prompt and the reasoning
