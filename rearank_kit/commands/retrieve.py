@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from rearank_kit.core.errors import KitError
-    from rearank_kit.core.files import MANIFEST, check_replaceable, check_writable, publish_folder, staged_folder
+    from rearank_kit.core.files import MANIFEST, check_published_out, publish_folder, staged_folder
     from rearank_kit.core.manifest import fingerprint_files, write_manifest
     from rearank_kit.core.records import BENCHMARK_FILES, Benchmark, read_passages, read_qrels, read_queries
     from rearank_kit.data.benchmarks import save_benchmark
@@ -55,11 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise KitError(f"--top-k must be at least 1, got {args.top_k}")
     out = Path(args.out)
     names = (*BENCHMARK_FILES, MANIFEST)
-    if out.exists() and not out.is_dir():
-        raise KitError(f"--out {out}: exists and is not a folder")
-    check_replaceable(out, "retrieve", names, label="--out ")  # your files are never replaced
-    check_writable(out, label="--out ")
-    check_writable(out.parent, label="--out ")
+    # An earlier retrieve output is always replaced; your files never are.
+    check_published_out(out, "retrieve", names, overwrite=True)
     # Read and check everything first: a bad input leaves no output behind.
     queries = read_queries(args.queries_file)
     if not queries:

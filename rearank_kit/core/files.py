@@ -352,13 +352,19 @@ def check_run_folder(folder: str | os.PathLike, kind: str, label: str = "", part
                    f"earlier {kind} output to resume")
 
 
+def existing_parent(path: str | os.PathLike) -> Path:
+    """``path`` or its nearest existing ancestor (an output folder, a cache, may not exist yet)."""
+    path = Path(path).expanduser().absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_writable(path: str | os.PathLike, label: str = "") -> None:
     """Fail now, not after the work: the nearest existing folder of ``path`` (itself or a parent)
     must take a new file. A real probe, as permissions alone do not tell (read-only mounts, root)."""
     path = Path(path)
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is None:
-        return
+    existing = existing_parent(path)
     if not existing.is_dir():
         raise KitError(f"{label}{path}: {existing} exists and is not a folder")
     try:

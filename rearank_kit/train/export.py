@@ -29,8 +29,7 @@ from typing import Any
 from rearank_kit.core.errors import KitError
 from rearank_kit.core.files import (
     atomic_write_text,
-    check_replaceable,
-    check_writable,
+    check_published_out,
     publish_folder,
     read_json,
     staged_folder,
@@ -58,23 +57,48 @@ def heldout_summary(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def model_card(record: dict[str, Any], heldout: list[dict[str, Any]] | None = None, repo_id: str | None = None) -> str:
-    """A Hugging Face model card (markdown with YAML front matter) for an exported or pushed run."""
+    """A Hugging Face model card (markdown with YAML front matter) for an exported or pushed run,
+    generative or scored (``record["family"]``)."""
+    scored = record.get("family") == "scored"
     manifest = record.get("manifest") or {}
-    config = manifest.get("config") or {}
-    reward = manifest.get("reward") or {}
     base = record.get("base_model") or manifest.get("model")
     title = repo_id or record.get("name") or "rearank-kit model"
     hub_base = base and str(base).count("/") == 1 and not Path(str(base)).exists()  # a hub id, not a folder
     lines = [
         "---",
-        "library_name: transformers",
-        "pipeline_tag: text-generation",
+        *(["library_name: rearank-kit"] if scored else ["library_name: transformers", "pipeline_tag: text-generation"]),
         *([f"base_model: {base}"] if hub_base else []),
         "tags: [reranking, listwise-reranking, grpo, rearank, rearank-kit]",
         "---",
         "",
         f"# {title}",
         "",
+        *(_scored_card(record) if scored else _generative_card(record, manifest, base)),
+    ]
+    if heldout:
+        lines += ["", "## Held-out results", "",
+                  "Augmented sets of queries never trained on, each reranked once greedily. Intervals come from a "
+                  "bootstrap over queries then sets.", "",
+                  "| split | sets (queries) | nDCG@10 initial -> reranked | gain over the initial order | mean rank reward |",
+                  "| --- | --- | --- | --- | --- |"]
+        for h in heldout:
+            lines.append(f"| {h['split']} | {h['sets']} ({h['queries']}) | {h['ndcg10_initial']:.4f} -> "
+                         f"{h['ndcg10_reranked']:.4f} | {format_interval(h['vs_initial_order'])} | {h['rank_reward_mean']:+.4f} |")
+        for h in heldout:
+            if "comparison" in h:
+                c = h["comparison"]
+                lines.append(f"\nAgainst `{c['against']}` on the {h['split']} sets: rank reward "
+                             f"{format_interval(c['rank_reward'])}; nDCG@10 {format_interval(c['ndcg10_reranked'])}.")
+    return "\n".join(lines) + "\n"
+
+
+USE = ["## Use", "", "```bash", "rearank-kit rerank --model PATH_OR_REPO --data dl19 --out runs/dl19", "```", ""]
+
+
+def _generative_card(record: dict[str, Any], manifest: dict[str, Any], base: Any) -> list[str]:
+    config = manifest.get("config") or {}
+    reward = manifest.get("reward") or {}
+    return [
         "A listwise passage reranker trained with GRPO by [rearank-kit](https://github.com/) following REARANK "
         "(Zhang et al., 2025, arXiv:2505.20046). It reads a query and a numbered window of passages and answers "
         "with a ranking such as `<answer>[3] > [1] > [2]</answer>`.",
@@ -99,30 +123,34 @@ def model_card(record: dict[str, Any], heldout: list[dict[str, Any]] | None = No
         "| adapter | none: full fine-tuning |",
         f"| kit commit | `{manifest.get('git_commit')}` |",
         "",
-        "## Use",
-        "",
-        "```bash",
-        "rearank-kit rerank --model PATH_OR_REPO --data dl19 --out runs/dl19",
-        "```",
-        "",
+        *USE,
         f"Prompt it with the `{record.get('template')}` template of rearank-kit (the kit reads `{EXPORT_RECORD}` "
         "and does so by itself); another prompt measures something else.",
     ]
-    if heldout:
-        lines += ["", "## Held-out results", "",
-                  "Augmented sets of queries never trained on, each reranked once greedily. Intervals come from a "
-                  "bootstrap over queries then sets.", "",
-                  "| split | sets (queries) | nDCG@10 initial -> reranked | gain over the initial order | mean rank reward |",
-                  "| --- | --- | --- | --- | --- |"]
-        for h in heldout:
-            lines.append(f"| {h['split']} | {h['sets']} ({h['queries']}) | {h['ndcg10_initial']:.4f} -> "
-                         f"{h['ndcg10_reranked']:.4f} | {format_interval(h['vs_initial_order'])} | {h['rank_reward_mean']:+.4f} |")
-        for h in heldout:
-            if "comparison" in h:
-                c = h["comparison"]
-                lines.append(f"\nAgainst `{c['against']}` on the {h['split']} sets: rank reward "
-                             f"{format_interval(c['rank_reward'])}; nDCG@10 {format_interval(c['ndcg10_reranked'])}.")
-    return "\n".join(lines) + "\n"
+
+
+def _scored_card(record: dict[str, Any]) -> list[str]:
+    training = record.get("training") or {}
+    return [
+        "A scored listwise reranking policy from rearank-kit: a linear head on the hidden states of a frozen language "
+        "model, added to the first stage's z-scored score, trained with GRPO on REARANK's reward "
+        "(`rearank_kit/rank/scored.py`). It ranks a whole list at once: one forward pass per (query, passage).",
+        "",
+        "## How it was trained",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| base model (frozen, not included) | `{record.get('base_model')}` |",
+        f"| pair prompt | `{record.get('template')}` (hash `{record.get('template_hash')}`), passages cut to "
+        f"{record.get('passage_words')} words |",
+        f"| layers read | {record.get('layers')}, last token |",
+        f"| prior | `{record.get('prior')}`, weight {record.get('prior_weight'):g} |",
+        f"| training | {training.get('method')}, {training.get('steps')} steps |",
+        "",
+        *USE,
+        f"The kit reads the pair prompt, the layers and the prior from `{EXPORT_RECORD}`; the base model is loaded "
+        "from its own source.",
+    ]
 
 
 def export_record(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -189,44 +217,21 @@ def _export_scored(folder: Path, out: Path, heldout, repo_id: str | None) -> Pat
         "prior_weight": policy.prior_weight, "temperature": policy.temperature, "training": policy.record,
         "heldout": results,
     })  # fmt: skip
-    heads = "\n".join([
-        f"| base model (frozen, not included) | `{policy.model}` |",
-        f"| pair prompt | `{policy.prompt}` (hash `{policy.prompt_hash}`), passages cut to {prompt.passage_words} words |",
-        f"| layers read | {list(policy.layers)}, last token |", f"| prior | `{policy.prior}`, weight {policy.prior_weight:g} |",
-        f"| training | {policy.record.get('method')}, {policy.record.get('steps')} steps |",
-    ])
-    card = "\n".join([
-        "---", "library_name: rearank-kit", "tags: [reranking, listwise-reranking, grpo, rearank, rearank-kit]", "---",
-        "", f"# {repo_id or folder.name}", "",
-        "A scored listwise reranking policy from rearank-kit: a linear head on the hidden states of a frozen language "
-        "model, added to the first stage's z-scored score, trained with GRPO on REARANK's reward "
-        "(`rearank_kit/rank/scored.py`). It ranks a whole list at once: one forward pass per (query, passage).",
-        "", "| | |", "| --- | --- |", heads, "", "## Use", "", "```bash",
-        "rearank-kit rerank --model PATH --data dl19 --out runs/dl19", "```",
-    ]) + "\n"
     with staged_folder(out) as tmp:
         for name in (SCORED_RECORD, HEAD_FILE):
             shutil.copyfile(folder / name, tmp / name)
         record["files"] = sorted([SCORED_RECORD, HEAD_FILE, "README.md", EXPORT_RECORD])
         write_json(tmp / EXPORT_RECORD, record)
-        atomic_write_text(tmp / "README.md", scrub_text(card))
+        atomic_write_text(tmp / "README.md", scrub_text(model_card(record, results, repo_id=repo_id)))
         publish_folder(tmp, out, kind="export", label="OUT_DIR ")
     return out
 
 
 def check_out(out: Path, overwrite: bool) -> None:
     """Before the model loads: ``out`` is new or empty, or with ``overwrite`` an earlier export
-    (``files.check_replaceable``: a folder holding anything else is refused and left as it is),
+    (``files.check_published_out``: a folder holding anything else is refused and left as it is),
     and writable."""
-    if out.exists() and not out.is_dir():
-        raise KitError(f"OUT_DIR {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise KitError(f"OUT_DIR {out}: exists and is not an empty folder; choose another OUT_DIR or pass "
-                           "--overwrite")  # fmt: skip
-        check_replaceable(out, "export", label="OUT_DIR ")
-    check_writable(out, label="OUT_DIR ")
-    check_writable(out.parent, label="OUT_DIR ")
+    check_published_out(out, "export", (), overwrite, label="OUT_DIR ")
 
 
 def check_repo_id(repo_id: str) -> None:
