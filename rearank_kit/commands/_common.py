@@ -94,6 +94,16 @@ def add_top_k(p: argparse.ArgumentParser, default: int, help: str, old: tuple[st
         deprecated(p, spelling, "--top-k", dest="top_k", type=in_range("top_k"))
 
 
+# Flags several commands share, with their ranges in one place.
+QUERIES = Range("--queries", 1)
+SEED = Range("--seed", 0)
+SAMPLES_PER_QUERY = Range("--samples-per-query", 1)
+
+
+def add_queries(p: argparse.ArgumentParser, help: str = "only the first N queries (smoke runs)") -> None:
+    p.add_argument("--queries", type=in_range(QUERIES), metavar="N", help=help)
+
+
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
 

@@ -26,9 +26,9 @@ HELP = "draw REARANK's augmented training sets (random passage sets per judged q
 # The numeric flags checked when the command line is parsed (the fractions, whose ranges are open at
 # one end and depend on each other, by AugmentConfig.validate before anything is read).
 RANGES = {
-    "samples_per_query": Range("--samples-per-query", 1),
+    "samples_per_query": _common.SAMPLES_PER_QUERY,
     "window": Range("--window", 2),  # a set of one passage has nothing to rank
-    "seed": Range("--seed", 0),
+    "seed": _common.SEED,
     "min_ndcg": Range("--min-ndcg", 0, 1),
     "min_room": Range("--min-room", 0, 1),
     "fold": Range("--fold", 0),

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 
 from rearank_kit.commands import _common
-from rearank_kit.rank.settings import Range
 
 HELP = "cross-validate a scored policy by query (fixed folds), then train it on every query"
 
@@ -45,11 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "each fold choosing on its validation queries: choices separated by commas, layers read together "
                    "joined by + (e.g. 15 or 15,8+15+22; default: 12,15,18)")
     p.add_argument("--window", type=_common.in_range("window"), default=20, help="passages per augmented set (default: 20, the paper's)")
-    p.add_argument("--samples-per-query", type=_common.in_range(Range("--samples-per-query", 1)), default=50, help="augmented sets per query (default: 50)")
+    p.add_argument("--samples-per-query", type=_common.in_range(_common.SAMPLES_PER_QUERY), default=50, help="augmented sets per query (default: 50)")
     _common.add_top_k(p, 100, "the first-stage depth reranked, and the pool sets are drawn from")
     p.add_argument("--prior", choices=("bm25", "rank"), default="bm25", help="the first stage's voice: z-scored "
                    "scores (bm25, default) or ranks")
-    p.add_argument("--seed", type=_common.in_range(Range("--seed", 0)), default=0)
+    p.add_argument("--seed", type=_common.in_range(_common.SEED), default=0)
     p.add_argument("--no-final", action="store_true", help="skip training on every query")
     p.add_argument("--add-test", nargs="+", metavar="RUN_DIR", help="only add the test sets to a finished --out: "
                    "rerank run folders of OUT/final (rearank-kit rerank --model OUT/final --data dl19 ...); "

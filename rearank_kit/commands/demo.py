@@ -25,7 +25,6 @@ from pathlib import Path
 
 from rearank_kit.commands import _common
 from rearank_kit.core.errors import KitError
-from rearank_kit.rank.settings import Range
 
 HELP = "rerank the bundled sample with the bundled model (offline) and compare with BM25"
 SAMPLE = "sample"
@@ -37,7 +36,7 @@ SCORED_DIR = "scored"  # its run folder, inside --out
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo; a finished demo is reused)")
-    p.add_argument("--queries", type=_common.in_range(Range("--queries", 1)), metavar="N", help="only the first N sample queries (default: all 10)")
+    _common.add_queries(p, "only the first N sample queries (default: all 10)")
     p.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto",
                    help="auto (default): vllm on a CPU when it is installed, else hf")  # fmt: skip
     p.add_argument("--device", type=_common.device_name, default="auto",

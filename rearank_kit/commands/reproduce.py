@@ -34,8 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "RankQwen2.5-7B for Qwen/Qwen2.5-7B-Instruct)")
     _common.add_top_k(p, 100, "rerank the first-stage top k (the paper's: 100)")
     _common.add_windows(p, "passages per model call (default: 20, the paper's)")
-    p.add_argument("--queries", type=_common.in_range(Range("--queries", 1)), metavar="N", help="only the first N queries of each benchmark (a smoke "
-                   "run; not comparable with the paper)")
+    _common.add_queries(p, "only the first N queries of each benchmark (a smoke run; not comparable with the paper)")
     p.add_argument("--max-new-tokens", type=_common.in_range("max_new_tokens"),
                    help="generation limit (default: 2048 for reasoning templates)")
     p.add_argument("--batch-size", type=_common.in_range("batch_size"), help="conversations per forward pass "

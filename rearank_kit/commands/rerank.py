@@ -21,7 +21,7 @@ from typing import Any
 
 from rearank_kit.commands import _common
 from rearank_kit.rank.run import DEFAULT_MEASURES
-from rearank_kit.rank.settings import MODES, Range
+from rearank_kit.rank.settings import MODES
 
 HELP = "rerank first-stage candidates with a listwise LLM (sliding windows, resumable)"
 
@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (an existing run there is resumed)")
     _common.add_top_k(p, 100, "rerank the first-stage top k")
     _common.add_windows(p, "passages per model call (default: the window a training run used, else 20)")
-    p.add_argument("--queries", type=_common.in_range(Range("--queries", 1)), metavar="N", help="only the first N queries (smoke runs)")
+    _common.add_queries(p)
     p.add_argument("--max-new-tokens", type=_common.in_range("max_new_tokens"),
                    help="generation limit (default: 2048 for reasoning templates, else 128)")
     p.add_argument("--batch-size", type=_common.in_range("batch_size"),

@@ -21,7 +21,6 @@ import sys
 
 from rearank_kit.commands import _common
 from rearank_kit.commands._common import add_progress
-from rearank_kit.rank.settings import Range
 
 HELP = "direct SFT baseline: fine-tune on the best ordering of each augmented set (Table 3)"
 
@@ -45,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=steps, help="optimizer steps (default: the preset's; -1: one pass over the sets)")
     p.add_argument("--model", help="base model: preset name, folder or hub id (the preset's otherwise)")
     p.add_argument("--template", help="prompt template (the preset's otherwise)")
-    p.add_argument("--seed", type=_common.in_range(Range("--seed", 0)), help="random seed (default: the preset's, 0)")
+    p.add_argument("--seed", type=_common.in_range(_common.SEED), help="random seed (default: the preset's, 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change any SFTRunConfig field, e.g. --set learning_rate=5e-5 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 
 from rearank_kit.commands import _common
-from rearank_kit.rank.settings import Range
 
 HELP = "compute and cache the hidden states a scored policy reads (resumable)"
 
@@ -38,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: relevance)")
     p.add_argument("--layers", type=layer_list, default=(15,), help="comma-separated layers to keep (default: 15)")
     _common.add_top_k(p, 100, "the candidates whose states are computed")
-    p.add_argument("--queries", type=_common.in_range(Range("--queries", 1)), metavar="N", help="only the first N queries (smoke runs)")
+    _common.add_queries(p)
     p.add_argument("--batch-size", type=_common.in_range("batch_size"), default=16, help="pairs per forward pass "
                    "(default: 16)")
     p.add_argument("--device", type=_common.device_name, default="cpu", help="cpu (default), cuda or cuda:N")
