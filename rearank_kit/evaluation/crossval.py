@@ -187,7 +187,8 @@ def run_fold(method: Method, folds: Folds, fold: int, lists: QueryLists, make_st
         progress(f"fold {fold}: {len(missing)} queries of the folds have no judged list and are left out")
     final, history = method.fit(make_start, train + val, lists, method.grid[chosen])
     return FoldResult(fold, train, val, test, rows, chosen, lists.ndcg(final, test), final,
-                      time.perf_counter() - started, history)  # fmt: skip
+                      # rounded as result.json keeps it, so a resumed run's summary equals a fresh one's
+                      round(time.perf_counter() - started, 1), history)  # fmt: skip
 
 
 def choose_overall(results: Sequence[FoldResult]) -> int:
@@ -248,7 +249,7 @@ def write_fold(folder: str | os.PathLike, result: FoldResult, method: str, **fie
     write_jsonl(folder / "metrics.jsonl", result.history)
     write_json(folder / "result.json", {"fold": result.fold, "method": method, "test_ndcg": result.test_ndcg,
                                         "validation": result.validation, "chosen": result.chosen,
-                                        "seconds": round(result.seconds, 1)})  # fmt: skip
+                                        "seconds": result.seconds})  # fmt: skip
     write_manifest(folder, "crossval-fold", method=method, fold=result.fold, train_qids=result.train_qids,
                    validation_qids=result.validation_qids, test_qids=result.test_qids,
                    chosen=result.validation[result.chosen], model=result.policy.model,
