@@ -166,5 +166,5 @@ def test_the_api_doc_examples_run_as_written(one_thread, tmp_path, monkeypatch):
     assert [t["window"] for t in namespace["results"][1].traces] == [[3, 7], [1, 5], [0, 3]]
     assert (tmp_path / "runs" / "api-sample" / "run.trec").is_file()
     assert (tmp_path / "runs" / "sample.requests.jsonl").is_file()
-    scored = [v for k, v in namespace.items() if k == "result"]  # the last `result`: the scored policy's
-    assert scored and len(scored[0].traces[0]["scores"]) == 3 and scored[0].reasoning == ""
+    scored = namespace["result"]  # the last `result` of the doc: the scored policy's
+    assert len(scored.traces[0]["scores"]) == 3 and scored.reasoning == ""

@@ -78,3 +78,21 @@ def test_the_final_model_exports_small_and_the_export_is_a_model(tmp_path):
     assert sum(p.stat().st_size for p in out.iterdir()) < 100_000  # the head, not a language model
     assert resolve_policy(out).family == "scored"
     assert np.allclose(load_scored_policy(out).w, load_scored_policy(RUN / "final").w)
+
+
+def test_a_policy_whose_prompt_file_changed_is_refused_by_export_and_the_api(tmp_path):
+    import shutil
+
+    from rearank_kit import Reranker
+    from rearank_kit.core.errors import KitError
+    from rearank_kit.train.export import export_run
+
+    folder = tmp_path / "final"
+    shutil.copytree(RUN / "final", folder)
+    record = _json(folder / "scored_policy.json")
+    (folder / "scored_policy.json").write_text(json.dumps({**record, "prompt_hash": "0" * 12}))
+    with pytest.raises(KitError, match="scored_policy.json: trained on prompt relevance#0{12}, which now hashes to"):
+        export_run(folder, tmp_path / "export")
+    assert not (tmp_path / "export").exists()
+    with pytest.raises(KitError, match="the prompt file changed since"):
+        Reranker(folder)

@@ -27,11 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rearank_kit.core.files import read_json
+    from rearank_kit.rank.policy import EXPORT_RECORD
     from rearank_kit.train.export import export_run
 
     out = export_run(args.run, args.out, heldout=args.heldout, overwrite=args.overwrite)
-    from rearank_kit.core.files import read_json
-
-    files = read_json(out / "rearank_kit.json").get("files", [])
+    files = read_json(out / EXPORT_RECORD).get("files", [])
     print(f"exported {args.run} -> {out} ({', '.join(files)})")
     return 0

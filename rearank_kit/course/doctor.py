@@ -33,6 +33,7 @@ from pathlib import Path
 
 from rearank_kit.core.env import SOURCE_ROOT, cache_dir
 from rearank_kit.core.files import existing_parent
+from rearank_kit.core.manifest import package_versions
 from rearank_kit.core.optional import EXTRAS
 from rearank_kit.data.benchmarks import available_benchmarks, data_dirs
 from rearank_kit.rank.bundled import BUNDLED_GGUF, BUNDLED_PACKAGE, bundled_model_dir, is_complete_checkpoint
@@ -181,12 +182,7 @@ def import_results(targets: Sequence[tuple[str, str]], timeout: float = IMPORT_T
 
 def installed_version(dists: Sequence[str]) -> tuple[str, str] | None:
     """(distribution, version) of the first of ``dists`` installed, else None."""
-    for dist in dists:
-        try:
-            return dist, importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
+    return next(iter(package_versions(dists).items()), None)
 
 
 def kit_pins() -> dict[str, str]:

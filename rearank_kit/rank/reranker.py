@@ -133,20 +133,16 @@ class Reranker:
     def _init_scored(self, model, backend, window, stride, template, max_new_tokens, temperature, progress,
                      batch_size, backend_kwargs) -> None:
         """A scored policy: the flags of windows and generation do not apply and are refused by name."""
-        from rearank_kit.core.prompts import load_pair_prompt
         from rearank_kit.rank.models import resolve_device
         from rearank_kit.rank.run import check_scored_config
-        from rearank_kit.rank.scored import load_scored_policy
+        from rearank_kit.rank.scored import load_scored_policy, trained_prompt
         from rearank_kit.rank.states import PairStates, state_key
 
         check_scored_config(RerankConfig(window=window, step=stride, template=template, max_new_tokens=max_new_tokens,
                                          temperature=temperature), backend, backend_kwargs)  # fmt: skip
         self.model, self.progress, self._owns_backend, self.backend = model, progress, False, None
         policy = load_scored_policy(model)
-        prompt = load_pair_prompt(policy.prompt)
-        if prompt.hash != policy.prompt_hash:
-            raise KitError(f"{model}: trained on prompt {policy.prompt}#{policy.prompt_hash}, which now hashes to "
-                           f"{prompt.hash}: the prompt file changed since")
+        prompt = trained_prompt(policy, model)
         device = resolve_device(backend_kwargs.get("device", "auto"))
         self.scored = (policy, PairStates(state_key(policy.model, prompt, policy.layers), prompt, device,
                                           batch_size or 16))  # fmt: skip

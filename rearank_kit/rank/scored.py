@@ -160,6 +160,18 @@ def load_scored_policy(folder: str | os.PathLike) -> ScoredPolicy:
     )  # fmt: skip
 
 
+def trained_prompt(policy: ScoredPolicy, where: str | os.PathLike) -> Any:
+    """The pair prompt ``policy`` was trained on, refused (naming ``where``) when its file has changed
+    since: states of another prompt would feed the head features it never saw."""
+    from rearank_kit.core.prompts import load_pair_prompt
+
+    prompt = load_pair_prompt(policy.prompt)
+    if prompt.hash != policy.prompt_hash:
+        raise KitError(f"{where}: trained on prompt {policy.prompt}#{policy.prompt_hash}, which now hashes to "
+                       f"{prompt.hash}: the prompt file changed since")
+    return prompt
+
+
 def rerank_scored(policy: ScoredPolicy, rankings: Sequence[Any], states: Any, top_k: int | None = None) -> list[Any]:
     """Each ranking's top ``top_k`` (all when None) reordered greedily by ``policy``'s scores, the
     rest below in first-stage order; candidates carry their score. ``states``: a ``StateCache``

@@ -92,7 +92,7 @@ def model_card(record: dict[str, Any], heldout: list[dict[str, Any]] | None = No
     return "\n".join(lines) + "\n"
 
 
-USE = ["## Use", "", "```bash", "rearank-kit rerank --model PATH_OR_REPO --data dl19 --out runs/dl19", "```", ""]
+_USE = ["## Use", "", "```bash", "rearank-kit rerank --model PATH_OR_REPO --data dl19 --out runs/dl19", "```", ""]
 
 
 def _generative_card(record: dict[str, Any], manifest: dict[str, Any], base: Any) -> list[str]:
@@ -123,7 +123,7 @@ def _generative_card(record: dict[str, Any], manifest: dict[str, Any], base: Any
         "| adapter | none: full fine-tuning |",
         f"| kit commit | `{manifest.get('git_commit')}` |",
         "",
-        *USE,
+        *_USE,
         f"Prompt it with the `{record.get('template')}` template of rearank-kit (the kit reads `{EXPORT_RECORD}` "
         "and does so by itself); another prompt measures something else.",
     ]
@@ -147,7 +147,7 @@ def _scored_card(record: dict[str, Any]) -> list[str]:
         f"| prior | `{record.get('prior')}`, weight {record.get('prior_weight'):g} |",
         f"| training | {training.get('method')}, {training.get('steps')} steps |",
         "",
-        *USE,
+        *_USE,
         f"The kit reads the pair prompt, the layers and the prior from `{EXPORT_RECORD}`; the base model is loaded "
         "from its own source.",
     ]
@@ -201,14 +201,10 @@ def _export_scored(folder: Path, out: Path, heldout, repo_id: str | None) -> Pat
     is named as the base and loaded from its own source), ``rearank_kit.json`` and a model card."""
     import shutil
 
-    from rearank_kit.core.prompts import load_pair_prompt
-    from rearank_kit.rank.scored import HEAD_FILE, SCORED_RECORD, load_scored_policy
+    from rearank_kit.rank.scored import HEAD_FILE, SCORED_RECORD, load_scored_policy, trained_prompt
 
     policy = load_scored_policy(folder)
-    prompt = load_pair_prompt(policy.prompt)
-    if prompt.hash != policy.prompt_hash:
-        raise KitError(f"{folder / SCORED_RECORD}: trained on prompt {policy.prompt}#{policy.prompt_hash}, which now "
-                       f"hashes to {prompt.hash}: the prompt file changed")
+    prompt = trained_prompt(policy, folder / SCORED_RECORD)
     results = [heldout_summary(h) for h in heldout]
     record = scrub({
         "kind": "export", "family": "scored", "name": folder.name, "base_model": policy.model,
