@@ -115,14 +115,16 @@ def measure(tuned: int, layer: int, texts: list[str], sets: int, window: int, ra
         optimizer.step()
         times.append(time.perf_counter() - t0)
     timed = times[1:] or times  # the first step pays for allocation and one-off set-up
-    step = sorted(timed)[len(timed) // 2]
-    minutes = step * STEPS_PER_TRAINING / 60
+    # each figure is derived from the rounded one printed before it, so the report's numbers agree
+    # with each other exactly (up to the last rounding) rather than each to its own unrounded source
+    step = round(sorted(timed)[len(timed) // 2], 2)
+    minutes = round(step * STEPS_PER_TRAINING / 60, 2)
     return {"tuned_layers": tuned, "layers": f"{below + 1}-{layer}", "lora_rank": rank,
             "trainable_parameters": sum(p.numel() for p in params), "pairs_per_step": len(texts),
             "tokens_per_pair": int(hidden.shape[1]), "cache_seconds": round(cache_seconds, 1),
-            "step_seconds": [round(t, 2) for t in times], "median_step_seconds": round(step, 2),
-            "minutes_per_training": round(minutes, 1), "hours_cv_one_setting": round(6 * minutes / 60, 1),
-            "hours_cv_grid": round((5 * GRID + 1) * minutes / 60, 1), "load_after": os.getloadavg()}  # fmt: skip
+            "step_seconds": [round(t, 2) for t in times], "median_step_seconds": step,
+            "minutes_per_training": minutes, "hours_cv_one_setting": round(6 * minutes / 60, 2),
+            "hours_cv_grid": round((5 * GRID + 1) * minutes / 60, 2), "load_after": os.getloadavg()}  # fmt: skip
 
 
 def main() -> int:
