@@ -51,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.queries_file is None:
         raise KitError("--queries-file is required: the queries to retrieve for, one qid<TAB>text per line")
-    if args.top_k < 1:
-        raise KitError(f"--top-k must be at least 1, got {args.top_k}")
     out = Path(args.out)
     names = (*BENCHMARK_FILES, MANIFEST)
     # An earlier retrieve output is always replaced; your files never are.

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rearank_kit.core.errors import KitError
-from rearank_kit.core.files import iter_jsonl, write_json, write_jsonl
+from rearank_kit.core.files import existing_parent, iter_jsonl, write_json, write_jsonl
 from rearank_kit.core.manifest import MANIFEST, check_resumable, fingerprint_files, read_manifest, write_manifest
 from rearank_kit.core.parsing import is_complete
 from rearank_kit.core.records import BENCHMARK_FILES, Benchmark, Ranking, rankings_to_run, write_run
@@ -227,13 +227,11 @@ def _rerank_scored(data, folder: Path, config: RerankConfig, out: Path, *, queri
 
 def check_out(out: Path) -> None:
     """The output must be (or become) a folder: say so before anything is loaded."""
-    for path in (out, *out.parents):
-        if path.exists():
-            if not path.is_dir():
-                what = "the output folder" if path == out else f"a parent of the output folder {out}"
-                raise KitError(f"{path}: exists and is a file, but {what} must be a folder "
-                               f"(a rerank run writes {', '.join(OUTPUT_FILES)}); choose another output folder")  # fmt: skip
-            return
+    path = existing_parent(out)
+    if not path.is_dir():
+        what = "the output folder" if path == Path(out).expanduser().absolute() else f"a parent of the output folder {out}"
+        raise KitError(f"{path}: exists and is a file, but {what} must be a folder "
+                       f"(a rerank run writes {', '.join(OUTPUT_FILES)}); choose another output folder")  # fmt: skip
 
 
 def _benchmark(data, top_k: int, queries: int | None, fields: dict | None) -> Benchmark:

@@ -177,7 +177,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, heldout: 
     from rearank_kit.rank.policy import check_template_hash, load_hf_model
 
     out = Path(out_dir)
-    check_out(out, overwrite)
+    # before the model loads: new, empty, or with --overwrite an earlier export (anything else refused)
+    check_published_out(out, "export", (), overwrite, label="OUT_DIR ")
     policy = resolve_policy(run_dir)
     if policy.family == "scored":
         return _export_scored(Path(run_dir), out, heldout, repo_id)
@@ -221,13 +222,6 @@ def _export_scored(folder: Path, out: Path, heldout, repo_id: str | None) -> Pat
         atomic_write_text(tmp / "README.md", scrub_text(model_card(record, results, repo_id=repo_id)))
         publish_folder(tmp, out, kind="export", label="OUT_DIR ")
     return out
-
-
-def check_out(out: Path, overwrite: bool) -> None:
-    """Before the model loads: ``out`` is new or empty, or with ``overwrite`` an earlier export
-    (``files.check_published_out``: a folder holding anything else is refused and left as it is),
-    and writable."""
-    check_published_out(out, "export", (), overwrite, label="OUT_DIR ")
 
 
 def check_repo_id(repo_id: str) -> None:
